@@ -1,0 +1,3 @@
+from .semi_seg_sampler import SemiSegSampler
+
+__all__ = ['SemiSegSampler']

@@ -1,0 +1,130 @@
+"""Labeled + unlabeled data of one semi-supervised training run."""
+import copy
+import os.path as osp
+from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
+from mmengine.dataset import Compose
+from mmseg.registry import DATASETS
+from mmseg.utils import ConfigType
+from torch.utils.data import Dataset
+
+# (role, index into its dataset[, ACM class]) as yielded by SemiSegSampler.
+SampleKey = Tuple[Any, ...]
+
+
+@DATASETS.register_module()
+class SemiSegDataset(Dataset):
+    """Wraps an MMSeg labeled dataset and an unlabeled one for AEL.
+
+    Items are addressed by keys from :class:`SemiSegSampler`:
+
+    * ``('sup', i)``: labeled sample ``i`` through the labeled pipeline;
+    * ``('sup_paste', i)``: labeled sample ``i`` through ``paste_pipeline``
+      (its own large-scale jitter), the Adaptive Copy-Paste source;
+    * ``('unsup', i)`` / ``('unsup_source', i, c)``: unlabeled sample ``i``;
+      ``c`` is the class ACM chose the source image for (-1: none).
+
+    Every packed sample gets ``ael_role``, ``sample_idx`` (index in its own
+    dataset, which the ACM presence table is keyed by) and ``acm_class`` in
+    its metainfo, so no pipeline needs extra ``meta_keys``. Labeled samples
+    are checked for label values outside ``[0, num_classes)`` that are not
+    the ignore index, and load failures name the file.
+
+    Args:
+        labeled (dict): Config of a stock MMSeg dataset (e.g.
+            ``CityscapesDataset`` with ``ann_file`` a labeled split list).
+        unlabeled (dict): Same for unlabeled images; its pipeline must not
+            load annotations (none are needed).
+        paste_pipeline (list[dict], optional): Pipeline of the copy-paste
+            source; None when ACP is off.
+        ignore_index (int): Label value that is not a class.
+    """
+
+    def __init__(self,
+                 labeled: ConfigType,
+                 unlabeled: ConfigType,
+                 paste_pipeline: Optional[Sequence[dict]] = None,
+                 ignore_index: int = 255) -> None:
+        self.labeled = self._build('labeled', labeled)
+        self.unlabeled = self._build('unlabeled', unlabeled)
+        self.paste = None
+        if paste_pipeline is not None:
+            # Shares the (serialised) annotation list, only the pipeline differs.
+            self.paste = copy.copy(self.labeled)
+            self.paste.pipeline = Compose(paste_pipeline)
+        self.ignore_index = ignore_index
+        self.num_classes = len(self.labeled.metainfo['classes'])
+        self._datasets = dict(sup=self.labeled, sup_paste=self.paste,
+                              unsup=self.unlabeled, unsup_source=self.unlabeled)
+
+    @staticmethod
+    def _build(name: str, cfg: ConfigType):
+        """Build one side, naming the folder or split file that is wrong."""
+        data_root = cfg.get('data_root') or ''
+        if data_root and not osp.isdir(data_root):
+            raise FileNotFoundError(f'SemiSegDataset: {name}.data_root {data_root!r} does not '
+                                    'exist')
+        ann_file = cfg.get('ann_file') or ''
+        if ann_file:
+            path = ann_file if osp.isabs(ann_file) else osp.join(data_root, ann_file)
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'SemiSegDataset: {name} split file {path!r} does not '
+                                        'exist (tools/dataset_converters/make_semi_splits.py '
+                                        'writes them)')
+            with open(path) as f:
+                if not any(line.strip() for line in f):
+                    raise ValueError(f'SemiSegDataset: the {name} split is empty: {path!r}')
+        dataset = DATASETS.build(cfg)
+        if len(dataset) == 0:
+            raise ValueError(f'SemiSegDataset: the {name} split is empty (data_root='
+                             f"{data_root!r}, data_prefix={cfg.get('data_prefix')!r})")
+        return dataset
+
+    @property
+    def metainfo(self) -> dict:
+        return copy.deepcopy(self.labeled.metainfo)
+
+    def __len__(self) -> int:
+        return len(self.labeled) + len(self.unlabeled)
+
+    def __getitem__(self, key: SampleKey) -> dict:
+        if not isinstance(key, tuple) or key[0] not in self._datasets:
+            raise KeyError(f'SemiSegDataset is indexed by (role, index) keys from '
+                           f'SemiSegSampler, got {key!r}; is the dataloader sampler '
+                           "dict(type='SemiSegSampler')?")
+        role, index = key[0], int(key[1])
+        acm_class = int(key[2]) if len(key) > 2 else -1
+        dataset = self._datasets[role]
+        if dataset is None:
+            raise KeyError('SemiSegDataset: a copy-paste source was requested but '
+                           'paste_pipeline is None')
+        try:
+            results = dataset.prepare_data(index)
+        except Exception as error:
+            info = dataset.get_data_info(index)
+            raise RuntimeError(
+                f'SemiSegDataset: failed to load {role} sample {index} (img_path='
+                f"{info.get('img_path')!r}, seg_map_path={info.get('seg_map_path')!r}): "
+                f'{type(error).__name__}: {error}') from error
+        if results is None:
+            raise RuntimeError(f'SemiSegDataset: the {role} pipeline returned None for sample '
+                               f'{index} ({dataset.get_data_info(index).get("img_path")!r})')
+        sample = results['data_samples']
+        if role in ('sup', 'sup_paste'):
+            self._check_labels(sample, dataset, index)
+        sample.set_metainfo(dict(ael_role=role, sample_idx=index, acm_class=acm_class))
+        return results
+
+    def _check_labels(self, sample, dataset, index: int) -> None:
+        if 'gt_sem_seg' not in sample:
+            raise KeyError(f'SemiSegDataset: labeled sample {index} has no gt_sem_seg; '
+                           'add LoadAnnotations to the labeled pipeline')
+        values = np.unique(sample.gt_sem_seg.data.numpy())
+        bad = values[(values != self.ignore_index) & ((values < 0) |
+                                                      (values >= self.num_classes))]
+        if bad.size:
+            path = dataset.get_data_info(index).get('seg_map_path')
+            raise ValueError(f'SemiSegDataset: label map {path!r} has values {bad.tolist()} '
+                             f'outside [0, {self.num_classes}) that are not ignore_index='
+                             f'{self.ignore_index}')

@@ -1,0 +1,167 @@
+"""Keeps AEL's confidence bank and ACM presence table, identical on all ranks."""
+from typing import Optional, Tuple
+
+import torch
+from mmengine import dist
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+
+@HOOKS.register_module()
+class ConfidenceBankHook(Hook):
+    """Updates, synchronises and logs the confidence bank (Eq. 4, 7).
+
+    After every training iteration it all-reduces the per-class sums and
+    pixel counts that the segmentor staged (so the bank is the same on every
+    rank and does not depend on how the batch is split across GPUs), applies
+    the Eq. 7 update, gathers the ACM presence rows of all ranks' unlabeled
+    images into the class x unlabeled-image table, and keeps CPU mirrors of
+    both for the data sampler's ACM source choice. Every ``interval``
+    iterations it writes per-class confidence and the ACM, ACP and AES
+    sampling distributions as scalars to the visualizer backends
+    (``ael/conf/<class>``, ``ael/acm_prob/<class>``, ``ael/acp_prob/<class>``,
+    ``ael/aes_rate/<class>``). Bank and table are model buffers, hence in
+    every checkpoint; the sampler's random state is saved by this hook.
+
+    Note: the data loader prefetches a few batches, so a source image is
+    chosen from a bank up to ``num_workers * prefetch_factor`` steps old;
+    with tau = 0.999 that is immaterial.
+
+    Args:
+        interval (int): Logging interval in iterations.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, interval: int = 50) -> None:
+        if interval < 1:
+            raise ValueError(f'ConfidenceBankHook: interval must be >= 1, got {interval}')
+        self.interval = interval
+        self._confidence_cpu: Optional[torch.Tensor] = None
+        self._presence_cpu: Optional[torch.Tensor] = None
+        self._sampler = None
+
+    # ---------------------------------------------------------------- setup
+    def before_train(self, runner) -> None:
+        model = self._model(runner)
+        dataset = runner.train_dataloader.dataset
+        self._class_names = list(dataset.metainfo.get('classes', ()))
+        if len(self._class_names) != model.num_classes:
+            raise ValueError(
+                f'ConfidenceBankHook: the dataset has {len(self._class_names)} classes '
+                f'({type(dataset).__name__}.metainfo.classes) but the model has '
+                f'num_classes={model.num_classes}')
+        sampler = getattr(runner.train_dataloader, 'sampler', None)
+        if hasattr(sampler, 'source_selector'):
+            self._check_batch_size(runner, sampler)
+            self._sampler = sampler
+        cutmix = model.cutmix
+        if cutmix is not None and hasattr(cutmix, 'presence') and hasattr(dataset, 'unlabeled'):
+            num_unlabeled = len(dataset.unlabeled)
+            if cutmix.presence.shape[1] != num_unlabeled:
+                if cutmix.presence.shape[1] > 0:
+                    print_log(f'ConfidenceBankHook: the ACM presence table covers '
+                              f'{cutmix.presence.shape[1]} images but the unlabeled set has '
+                              f'{num_unlabeled}; starting a new table', logger='current',
+                              level=30)
+                cutmix.resize_presence(num_unlabeled)
+            self._presence_cpu = cutmix.presence.detach().cpu().clone()
+        self._confidence_cpu = model.confidence_bank.confidence.detach().cpu()
+        if self._sampler is not None and getattr(cutmix, 'adaptive', False):
+            self._sampler.source_selector = self.select_source
+
+    @staticmethod
+    def _check_batch_size(runner, sampler) -> None:
+        batch_size = runner.train_dataloader.batch_size
+        if batch_size != sampler.batch_size:
+            raise ValueError(
+                f'train_dataloader.batch_size={batch_size} but SemiSegSampler emits '
+                f'{sampler.batch_size} samples per step (num_labeled={sampler.num_labeled}'
+                f' x{2 if sampler.copy_paste else 1} + 2 x num_unlabeled='
+                f'{sampler.num_unlabeled}); set batch_size={sampler.batch_size}')
+
+    # ----------------------------------------------------------- every step
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        model = self._model(runner)
+        pending = model.confidence_bank.pop_pending()
+        if pending is not None:
+            sums, counts = self._all_reduce(*pending)
+            model.confidence_bank.update(sums, counts)
+        cutmix = model.cutmix
+        staged = getattr(cutmix, 'pending_presence', None)
+        if staged is not None:
+            cutmix.pending_presence = None
+            sample_idx, presence = self._all_gather(*staged)
+            cutmix.write_presence(sample_idx, presence)
+            if self._presence_cpu is not None:
+                self._presence_cpu[:, sample_idx.cpu()] = presence.cpu().t()
+        self._confidence_cpu = model.confidence_bank.confidence.detach().cpu()
+        if self.every_n_train_iters(runner, self.interval):
+            self._log(runner, model)
+
+    @staticmethod
+    def _all_reduce(sums: torch.Tensor, counts: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if dist.get_world_size() == 1:
+            return sums, counts
+        packed = torch.stack([sums, counts])
+        dist.all_reduce(packed, op='sum')
+        return packed[0], packed[1]
+
+    @staticmethod
+    def _all_gather(sample_idx: torch.Tensor, presence: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if dist.get_world_size() == 1:
+            return sample_idx, presence
+        indices = torch.cat(dist.all_gather(sample_idx))
+        rows = torch.cat(dist.all_gather(presence.to(torch.uint8))).bool()
+        return indices, rows
+
+    def select_source(self, generator: torch.Generator) -> Tuple[int, int]:
+        """ACM source on the host: class ~ softmax(1 - Conf), image showing it (Eq. 9)."""
+        probs = torch.softmax(1.0 - self._confidence_cpu.float(), dim=0)
+        acm_class = int(torch.multinomial(probs, 1, generator=generator))
+        candidates = self._presence_cpu[acm_class].nonzero().flatten()
+        if candidates.numel() == 0:
+            # No unlabeled image shows the class yet: random image; the box
+            # falls back to a random half-area CutMix box.
+            index = torch.randint(self._presence_cpu.shape[1], (1, ), generator=generator)
+            return acm_class, int(index)
+        choice = torch.randint(candidates.numel(), (1, ), generator=generator)
+        return acm_class, int(candidates[choice])
+
+    # -------------------------------------------------------------- logging
+    def _log(self, runner, model) -> None:
+        bank = model.confidence_bank
+        series = dict(conf=bank.confidence, acm_prob=bank.acm_probabilities(),
+                      aes_rate=bank.aes_rates(getattr(model.unsup_loss, 'beta', 1.0)))
+        if model.copy_paste is not None:
+            series['acp_prob'] = model.copy_paste.class_probabilities(bank.confidence)
+        scalars = {}
+        for name, values in series.items():
+            for class_name, value in zip(self._class_names, values.detach().cpu().tolist()):
+                scalars[f'ael/{name}/{class_name}'] = value
+        runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
+        conf = series['conf'].detach().cpu()
+        worst = int(conf.argmin())
+        runner.message_hub.update_scalar('train/ael_min_conf', float(conf[worst]))
+        runner.message_hub.update_scalar('train/ael_mean_conf', float(conf.mean()))
+
+    # ---------------------------------------------------- sampler state
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self._sampler is not None:
+            checkpoint['ael_sampler_rng'] = self._sampler.generator.get_state()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('ael_sampler_rng')
+        sampler = getattr(getattr(runner, '_train_dataloader', None), 'sampler', None)
+        if state is not None and hasattr(sampler, 'generator'):
+            sampler.generator.set_state(state)
+
+    @staticmethod
+    def _model(runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not hasattr(model, 'confidence_bank'):
+            raise TypeError('ConfidenceBankHook needs a model with a confidence bank '
+                            f'(AELSegmentor), got {type(model).__name__}')
+        return model

@@ -1,0 +1,39 @@
+"""Keeps the AEL teacher an exponential moving average of the student."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+
+@HOOKS.register_module()
+class TeacherEMAHook(Hook):
+    """Teacher EMA update after every optimiser step.
+
+    ``teacher <- d * teacher + (1 - d) * student`` with
+    ``d = min(1 - 1/(iter + 1), m)`` (the original code; ``m`` is
+    ``semi_train_cfg.ema_momentum``), so the teacher equals the student after
+    the first step and then averages over about ``1 / (1 - m)`` steps. On a
+    fresh run the teacher starts as a copy of the student, so the first
+    pseudo-labels come from the same initial weights.
+
+    mmengine's ``ExponentialMovingAverage`` is not used: it deep-copies the
+    model instead of holding a config-built teacher, and its ``steps == 0``
+    test reads a device tensor on every update (a host sync).
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def before_train(self, runner) -> None:
+        model = self._model(runner)
+        if runner.iter == 0:
+            model.copy_student_to_teacher()
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._model(runner).update_teacher(runner.iter)
+
+    @staticmethod
+    def _model(runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not hasattr(model, 'update_teacher'):
+            raise TypeError(f'TeacherEMAHook needs a model with a teacher (AELSegmentor), got '
+                            f'{type(model).__name__}')
+        return model

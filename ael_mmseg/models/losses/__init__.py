@@ -1,0 +1,3 @@
+from .ael_weighted_ce_loss import AELWeightedCELoss
+
+__all__ = ['AELWeightedCELoss']

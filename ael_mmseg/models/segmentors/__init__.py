@@ -1,0 +1,3 @@
+from .ael_segmentor import AELSegmentor
+
+__all__ = ['AELSegmentor']

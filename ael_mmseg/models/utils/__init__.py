@@ -1,0 +1,3 @@
+from .confidence_bank import ConfidenceBank
+
+__all__ = ['ConfidenceBank']

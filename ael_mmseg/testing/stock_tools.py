@@ -1,0 +1,60 @@
+"""Run the stock MMSeg tools (shipped in the installed package) from tests."""
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import List, Sequence, Tuple
+
+import mmseg
+
+STOCK_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOY_CONFIG = osp.join(REPO_ROOT, 'configs', 'ael',
+                      'ael_deeplabv3plus_r18-d8_1xb4-1k_longtail-toy-64x64.py')
+
+
+def tiny_toy_options(data_root: str, max_iters: int = 4, val_interval: int = 2,
+                     batch: Tuple[int, int] = (2, 1), size: int = 32,
+                     copy_paste: bool = True) -> List[str]:
+    """``--cfg-options`` that shrink a toy config to seconds on the CPU.
+
+    ``batch`` is (labeled images, CutMix pairs) per step; ``copy_paste`` says
+    whether the config draws copy-paste sources (sets the batch size).
+    """
+    num_labeled, num_unlabeled = batch
+    batch_size = num_labeled * (2 if copy_paste else 1) + 2 * num_unlabeled
+    return [
+        f'train_dataloader.batch_size={batch_size}',
+        f'train_dataloader.dataset.labeled.data_root={data_root}',
+        f'train_dataloader.dataset.unlabeled.data_root={data_root}',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}',
+        f'model.data_preprocessor.size=[{size},{size}]',
+        f'train_dataloader.sampler.num_labeled={num_labeled}',
+        f'train_dataloader.sampler.num_unlabeled={num_unlabeled}',
+        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+        f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={val_interval}',
+        f'param_scheduler.0.end={max_iters}',
+        'model.semi_train_cfg.warmup_iters=0', 'model.semi_train_cfg.rampup_iters=0',
+        f'default_hooks.checkpoint.interval={val_interval}',
+        'default_hooks.logger.interval=1',
+    ]
+
+
+def run_stock_tool(script: str, args: Sequence[str], cwd: str, timeout: int = 900) -> str:
+    """Run ``mmseg/.mim/tools/<script>`` in a fresh interpreter.
+
+    Raises:
+        AssertionError: with the tail of its output when it exits non-zero.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
+    proc = subprocess.run([sys.executable, osp.join(STOCK_TOOLS, script), *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise AssertionError(f'{script} {" ".join(args)} exited {proc.returncode}\n'
+                             f'{output[-8000:]}')
+    return output

@@ -1,0 +1,78 @@
+# Semi-supervised Cityscapes for AEL: 769x769 crops, labeled / unlabeled split
+# lists from tools/dataset_converters/make_semi_splits.py (default: 1/32,
+# fold 0; partition configs change the two ann_file entries), sliding-window
+# single-scale validation (the paper's protocol, set in the model's test_cfg).
+dataset_type = 'CityscapesDataset'
+data_root = 'data/cityscapes/'
+crop_size = (769, 769)
+num_labeled = 2  # per step and GPU, as in the paper (8 GPUs x 2)
+num_unlabeled = 1  # CutMix pairs per step and GPU, as in the original code
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+paste_pipeline = [  # ACP source: its own large-scale jitter
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.1, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+unlabeled_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_prefix = dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train')
+train_dataloader = dict(
+    batch_size=2 * num_labeled + 2 * num_unlabeled,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(
+        type='SemiSegSampler',
+        num_labeled=num_labeled,
+        num_unlabeled=num_unlabeled,
+        copy_paste=True),
+    dataset=dict(
+        type='SemiSegDataset',
+        labeled=dict(
+            type=dataset_type,
+            data_root=data_root,
+            data_prefix=train_prefix,
+            ann_file='splits/cityscapes/1_32/fold0/labeled.txt',
+            pipeline=train_pipeline),
+        unlabeled=dict(
+            type=dataset_type,
+            data_root=data_root,
+            data_prefix=train_prefix,
+            ann_file='splits/cityscapes/1_32/fold0/unlabeled.txt',
+            pipeline=unlabeled_pipeline),
+        paste_pipeline=paste_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+tail_classes = ['wall', 'fence', 'pole', 'traffic light', 'traffic sign', 'rider', 'truck',
+                'bus', 'train', 'motorcycle', 'bicycle']
+val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'], tail_classes=tail_classes)
+test_evaluator = val_evaluator

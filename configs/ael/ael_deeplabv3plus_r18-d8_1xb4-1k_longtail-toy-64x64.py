@@ -1,0 +1,57 @@
+# AEL on the synthetic long-tailed toy dataset, on the CPU, from scratch: the
+# README's main job. A DeepLabV3+ with a ResNet-18 backbone and slim heads,
+# 4 labeled images + 2 CutMix pairs per step, 1000 iterations.
+#
+# Differences from the paper's GPU configs, all because of the short schedule
+# and training from scratch (../shared AEL notes; README "CPU demo"):
+# - confidence bank tau 0.99 instead of 0.999 (time constant ~100 iterations
+#   instead of ~1000, i.e. a tenth of the schedule in both cases);
+# - no OHEM (min_kept=100000 exceeds the 16k labeled pixels of a batch);
+# - a supervised warm-up before the unsupervised loss starts, then a ramp-up;
+# - no ImageNet weights (none can be downloaded here).
+_base_ = [
+    '../_base_/models/ael_deeplabv3plus_r50-d8.py',
+    '../_base_/datasets/semi_longtail_toy_64x64.py',
+    'mmseg::_base_/default_runtime.py',
+    '../_base_/schedules/ael_schedule.py',
+]
+num_classes = 10
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    segmentor=dict(
+        pretrained=None,
+        backbone=dict(depth=18, norm_cfg=norm_cfg),
+        decode_head=dict(
+            in_channels=512,
+            channels=64,
+            c1_in_channels=64,
+            c1_channels=16,
+            num_classes=num_classes,
+            norm_cfg=norm_cfg,
+            sampler=None),
+        auxiliary_head=dict(
+            in_channels=256, channels=32, num_classes=num_classes, norm_cfg=norm_cfg)),
+    confidence_bank=dict(momentum=0.99),
+    # The three "stuff" classes tile every image: pasting them would cover it.
+    copy_paste=dict(num_sampled_classes=1, excluded_classes=[0, 1, 2]),
+    semi_train_cfg=dict(warmup_iters=300, rampup_iters=200))
+
+max_iters = 1000
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=250)
+tail_classes = ['red_disc', 'thin_pole', 'dotted_triangle', 'brown_ring']
+val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'], tail_classes=tail_classes)
+test_evaluator = val_evaluator
+default_hooks = dict(
+    logger=dict(interval=25),
+    checkpoint=dict(interval=250, max_keep_ckpts=1))
+custom_hooks = [
+    dict(type='TeacherEMAHook'),
+    dict(type='ConfidenceBankHook', interval=25),
+]
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+randomness = dict(seed=0)

@@ -1,0 +1,140 @@
+import os
+import socket
+from types import SimpleNamespace
+
+import torch
+import torch.distributed as torch_dist
+import torch.multiprocessing as mp
+from mmengine.config import Config
+from mmengine.logging import MessageHub
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from ael_mmseg.engine.hooks import ConfidenceBankHook
+from ael_mmseg.testing.stock_tools import TOY_CONFIG
+
+SIZE = 32
+
+
+def build_model():
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(TOY_CONFIG).model
+    cfg.data_preprocessor.size = (SIZE, SIZE)
+    cfg.semi_train_cfg.update(warmup_iters=0, rampup_iters=0)
+    cfg.confidence_bank.momentum = 0.5
+    torch.manual_seed(0)  # identical initial weights on every rank
+    model = MODELS.build(cfg)
+    model.copy_student_to_teacher()
+    model.cutmix.resize_presence(16)
+    return model
+
+
+def make_batch(seed, first_unlabeled):
+    """2 labeled + 2 paste + 1 CutMix pair; labels drawn from the seed."""
+    g = torch.Generator().manual_seed(seed)
+    roles = ['sup', 'sup', 'sup_paste', 'sup_paste', 'unsup', 'unsup_source']
+    inputs = torch.randn(len(roles), 3, SIZE, SIZE, generator=g)
+    samples = []
+    for i, role in enumerate(roles):
+        sample = SegDataSample()
+        sample.set_metainfo(dict(ael_role=role, sample_idx=first_unlabeled + i % 2,
+                                 acm_class=-1, img_shape=(SIZE, SIZE)))
+        if role.startswith('sup'):
+            # each rank sees a different class subset
+            high = 10 if seed % 2 else 5
+            sample.gt_sem_seg = PixelData(
+                data=torch.randint(0, high, (1, SIZE, SIZE), generator=g))
+        samples.append(sample)
+    return inputs, samples
+
+
+def fake_runner(model, iteration=0):
+    return SimpleNamespace(model=model, iter=iteration)
+
+
+def test_after_train_iter_applies_eq7_and_writes_presence():
+    model = build_model()
+    hook = ConfidenceBankHook(interval=1000)
+    MessageHub.get_current_instance().update_info('iter', 3)
+    model.loss(*make_batch(seed=1, first_unlabeled=6))
+    sums, counts = model.confidence_bank.pending
+    sums, counts = sums.clone(), counts.clone()
+    sample_idx, presence = model.cutmix.pending_presence
+    hook.after_train_iter(fake_runner(model, 3), 0)
+    expected = torch.where(counts > 0, sums / counts.clamp_min(1), torch.zeros(10))
+    assert torch.allclose(model.confidence_bank.confidence, expected, atol=1e-6)
+    assert torch.equal(model.cutmix.presence[:, sample_idx].t(), presence)
+    assert model.confidence_bank.pending is None and model.cutmix.pending_presence is None
+
+
+def test_select_source_follows_acm_distribution_and_presence():
+    hook = ConfidenceBankHook()
+    conf = torch.full((5, ), 0.95)
+    conf[3] = 0.1
+    presence = torch.zeros(5, 50, dtype=torch.bool)
+    presence[3, [7, 21, 40]] = True
+    presence[0, :] = True
+    hook._confidence_cpu, hook._presence_cpu = conf, presence
+    generator = torch.Generator().manual_seed(0)
+    draws = [hook.select_source(generator) for _ in range(4000)]
+    expected = torch.softmax(1 - conf, 0)[3].item()
+    rate = sum(c == 3 for c, _ in draws) / len(draws)
+    assert abs(rate - expected) < 0.025, (rate, expected)
+    assert all(i in (7, 21, 40) for c, i in draws if c == 3)
+    # a class no image shows: a random image
+    assert any(c == 1 for c, _ in draws)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank, world_size, port, queue):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch_dist.init_process_group('gloo', rank=rank, world_size=world_size)
+    torch.set_num_threads(1)
+    try:
+        model = build_model()
+        hook = ConfidenceBankHook(interval=1000)
+        for step in range(3):
+            MessageHub.get_current_instance().update_info('iter', step)
+            # ranks see different labels and different unlabeled images
+            losses = model.loss(*make_batch(seed=10 * step + rank, first_unlabeled=2 * rank))
+            sum(v for k, v in losses.items() if 'loss' in k).backward()
+            local_counts = model.confidence_bank.pending[1].clone()
+            hook.after_train_iter(fake_runner(model, step), step)
+            queue.put((rank, step, model.confidence_bank.ema.clone(),
+                       model.confidence_bank.num_updates.clone(),
+                       model.cutmix.presence.clone(), local_counts))
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_bank_and_presence_identical_on_two_ranks_with_different_labels():
+    ctx = mp.get_context('spawn')
+    queue = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=_worker, args=(r, 2, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=300) for _ in range(6)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    by_step = {}
+    for rank, step, ema, updates, presence, local_counts in results:
+        by_step.setdefault(step, {})[rank] = (ema, updates, presence, local_counts)
+    for step, ranks in by_step.items():
+        (ema0, up0, pres0, counts0), (ema1, up1, pres1, counts1) = ranks[0], ranks[1]
+        assert not torch.equal(counts0, counts1)  # the ranks did see different labels
+        assert torch.equal(ema0, ema1) and torch.equal(up0, up1), step
+        assert torch.equal(pres0, pres1), step
+        # rank 0 saw only classes < 5, yet classes >= 5 were updated (from rank 1)
+        assert torch.all(up0[5:] == step + 1)
+    # both ranks' unlabeled images (0,1 and 2,3) are in the shared table
+    final = by_step[2][0][2]
+    assert final[:, :4].any(dim=0).all()

@@ -1,0 +1,172 @@
+import copy
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import MessageHub
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from ael_mmseg.testing.stock_tools import TOY_CONFIG
+
+SIZE = 32
+
+
+@pytest.fixture(scope='module')
+def model_cfg():
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(TOY_CONFIG).model
+    cfg.data_preprocessor.size = (SIZE, SIZE)
+    cfg.semi_train_cfg.warmup_iters = 0
+    cfg.semi_train_cfg.rampup_iters = 0
+    return cfg
+
+
+def build(cfg, **changes):
+    cfg = copy.deepcopy(cfg)
+    cfg.update(changes)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.copy_student_to_teacher()
+    return model
+
+
+def make_batch(num_labeled=2, num_pairs=1, num_classes=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    roles = ['sup'] * num_labeled + ['sup_paste'] * num_labeled + \
+        ['unsup'] * num_pairs + ['unsup_source'] * num_pairs
+    inputs = torch.randn(len(roles), 3, SIZE, SIZE, generator=g)
+    samples = []
+    for i, role in enumerate(roles):
+        sample = SegDataSample()
+        meta = dict(ael_role=role, sample_idx=i % 4, acm_class=3 if role == 'unsup_source' else -1,
+                    img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE), pad_shape=(SIZE, SIZE))
+        sample.set_metainfo(meta)
+        if role.startswith('sup'):
+            label = torch.randint(0, num_classes, (1, SIZE, SIZE), generator=g)
+            sample.gt_sem_seg = PixelData(data=label)
+        samples.append(sample)
+    return inputs, samples
+
+
+def set_iter(iteration):
+    MessageHub.get_current_instance().update_info('iter', iteration)
+
+
+def test_losses_have_separate_keys_and_teacher_gets_no_gradient(model_cfg):
+    model = build(model_cfg)
+    model.cutmix.resize_presence(4)
+    set_iter(10)
+    inputs, samples = make_batch()
+    losses = model.loss(inputs, samples)
+    assert {'sup.decode.loss_ce', 'sup.aux.loss_ce', 'unsup.loss_ael',
+            'unsup.loss_ael_labeled'} <= set(losses)
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+
+
+@pytest.mark.parametrize('key', ['sup.decode.loss_ce', 'unsup.loss_ael'])
+def test_student_gets_gradients_from_each_loss(model_cfg, key):
+    model = build(model_cfg)
+    model.cutmix.resize_presence(4)
+    set_iter(10)
+    losses = model.loss(*make_batch())
+    losses[key].backward()
+    grads = [p.grad for p in model.student.backbone.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_unsup_weight_zero_is_supervised_only(model_cfg):
+    model = build(model_cfg, semi_train_cfg=dict(unsup_weight=0.0))
+    set_iter(10)
+    losses = model.loss(*make_batch())
+    assert not any(k.startswith('unsup') for k in losses)
+
+
+def test_warmup_and_rampup_schedule(model_cfg):
+    model = build(model_cfg, semi_train_cfg=dict(unsup_weight=2.0, warmup_iters=10,
+                                                 rampup_iters=4))
+    weights = []
+    for iteration in (0, 9, 10, 11, 13, 50):
+        set_iter(iteration)
+        weights.append(model.unsup_weight_now())
+    assert weights == [0.0, 0.0, 0.5, 1.0, 2.0, 2.0]
+
+
+def test_bank_statistics_are_staged_from_student_labeled_predictions(model_cfg):
+    model = build(model_cfg, copy_paste=None)
+    model.cutmix.resize_presence(4)
+    set_iter(10)
+    inputs, samples = make_batch()
+    model.loss(inputs, samples)
+    sums, counts = model.confidence_bank.pop_pending()
+    labels = torch.stack([s.gt_sem_seg.data[0] for s in samples[:2]])
+    expected = torch.bincount(labels.flatten(), minlength=10).float()
+    assert torch.equal(counts, expected)
+    assert torch.all(sums <= counts) and torch.all(sums >= 0)
+    # presence rows of the 2 unlabeled images were staged for the hook
+    sample_idx, presence = model.cutmix.pending_presence
+    assert sample_idx.tolist() == [4 % 4, 5 % 4] and presence.shape == (2, 10)
+
+
+def test_ema_follows_the_schedule_exactly(model_cfg):
+    model = build(model_cfg)
+    teacher = [p.detach().clone() for p in model.teacher.parameters()]
+    with torch.no_grad():
+        for p in model.student.parameters():
+            p.add_(torch.randn_like(p))
+    student = [p.detach().clone() for p in model.student.parameters()]
+    model.update_teacher(5)
+    decay = min(1 - 1 / 6, 0.99)
+    assert decay == pytest.approx(5 / 6)
+    for t0, s, t in zip(teacher, student, model.teacher.parameters()):
+        assert torch.allclose(t, decay * t0 + (1 - decay) * s, atol=1e-6)
+    model.update_teacher(0)  # decay 0: a copy of the student
+    for s, t in zip(student, model.teacher.parameters()):
+        assert torch.allclose(t, s)
+    assert model.ema_decay(10_000) == 0.99
+
+
+def test_predict_runs_the_teacher_or_the_student(model_cfg):
+    model = build(model_cfg)
+    with torch.no_grad():
+        for p in model.student.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    model.eval()
+    inputs, samples = make_batch(num_labeled=2, num_pairs=0)
+    inputs, samples = inputs[:2], samples[:2]
+    with torch.no_grad():
+        on_teacher = model.predict(inputs, copy.deepcopy(samples))
+        direct_teacher = model.teacher.predict(inputs, copy.deepcopy(samples))
+        model.semi_test_cfg['predict_on'] = 'student'
+        on_student = model.predict(inputs, copy.deepcopy(samples))
+        direct_student = model.student.predict(inputs, copy.deepcopy(samples))
+    for a, b in zip(on_teacher, direct_teacher):
+        assert torch.equal(a.seg_logits.data, b.seg_logits.data)
+    for a, b in zip(on_student, direct_student):
+        assert torch.equal(a.seg_logits.data, b.seg_logits.data)
+    assert not torch.equal(on_teacher[0].seg_logits.data, on_student[0].seg_logits.data)
+
+
+def test_misspelt_option_lists_the_valid_ones(model_cfg):
+    with pytest.raises(KeyError, match='warmup_iters'):
+        build(model_cfg, semi_train_cfg=dict(warmup_iter=10))
+
+
+def test_num_classes_disagreement_is_named(model_cfg):
+    with pytest.raises(ValueError, match='num_classes'):
+        build(model_cfg, confidence_bank=dict(num_classes=7))
+
+
+def test_plain_checkpoint_loads_into_student_and_teacher(model_cfg):
+    model = build(model_cfg)
+    plain = {k: torch.full_like(v, 0.5) if v.is_floating_point() else v
+             for k, v in model.student.state_dict().items()}
+    model.load_state_dict(plain, strict=False)
+    teacher = model.teacher.state_dict().values()
+    for (name, s), t in zip(model.student.state_dict().items(), teacher):
+        assert torch.equal(s, plain[name]) and torch.equal(t, plain[name])
