@@ -14,7 +14,7 @@ TOY_CONFIG = osp.join(REPO_ROOT, 'configs', 'ael',
 
 
 def tiny_toy_options(data_root: str, max_iters: int = 4, val_interval: int = 2,
-                     batch: Tuple[int, int] = (2, 1), size: int = 32,
+                     batch: Tuple[int, int] = (2, 1), size: int = 64,
                      copy_paste: bool = True) -> List[str]:
     """``--cfg-options`` that shrink a toy config to seconds on the CPU.
 
@@ -40,6 +40,7 @@ def tiny_toy_options(data_root: str, max_iters: int = 4, val_interval: int = 2,
         'model.semi_train_cfg.warmup_iters=0', 'model.semi_train_cfg.rampup_iters=0',
         f'default_hooks.checkpoint.interval={val_interval}',
         'default_hooks.logger.interval=1',
+        'custom_hooks.1.interval=1',  # ConfidenceBankHook logging
     ]
 
 

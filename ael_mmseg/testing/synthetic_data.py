@@ -487,12 +487,14 @@ def _render_street(rng: np.random.Generator, hw: Tuple[int, int]) -> np.ndarray:
     sidewalk = horizon + (h - horizon) * rng.uniform(0.2, 0.4)
     canvas.label[:] = 10  # sky
     canvas.label[canvas.yy > horizon * rng.uniform(0.3, 0.7)] = 2  # building
-    canvas.label[(canvas.yy > horizon * 0.6) & (canvas.xx < w * rng.uniform(0.1, 0.3))] = 8
+    vegetation = (canvas.yy > horizon * 0.6) & (canvas.xx < w * rng.uniform(0.1, 0.3))
+    canvas.label[vegetation] = 8
     canvas.label[canvas.yy > horizon] = 1  # sidewalk
     canvas.label[canvas.yy > sidewalk] = 0  # road
     # A car (13), a person (11) and a pole (5), plus one random other class.
     cx = rng.uniform(0.3, 0.8) * w
-    canvas.label[(np.abs(canvas.xx - cx) < w * 0.08) & (np.abs(canvas.yy - sidewalk) < h * 0.08)] = 13
+    car = (np.abs(canvas.xx - cx) < w * 0.08) & (np.abs(canvas.yy - sidewalk) < h * 0.08)
+    canvas.label[car] = 13
     px = rng.uniform(0.1, 0.9) * w
     canvas.label[(np.abs(canvas.xx - px) < 1.5) & (np.abs(canvas.yy - horizon) < h * 0.12)] = 11
     canvas.label[(np.abs(canvas.xx - rng.uniform(0, w)) < 1) & (canvas.yy < horizon)] = 5

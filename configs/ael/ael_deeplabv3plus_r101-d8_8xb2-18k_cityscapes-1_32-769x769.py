@@ -10,6 +10,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     '../_base_/schedules/ael_schedule.py',
 ]
+crop_size = (769, 769)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     segmentor=dict(

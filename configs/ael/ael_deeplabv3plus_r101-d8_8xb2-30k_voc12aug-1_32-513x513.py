@@ -10,6 +10,7 @@ _base_ = [
     '../_base_/schedules/ael_schedule.py',
 ]
 num_classes = 21
+crop_size = (513, 513)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     segmentor=dict(

@@ -16,6 +16,7 @@ _base_ = [
     '../_base_/schedules/ael_schedule.py',
 ]
 num_classes = 10
+crop_size = (64, 64)
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=crop_size),

@@ -2,6 +2,7 @@
 _base_ = ['../ael_baselines/cutmix-mt_deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_32-769x769.py']
 model = dict(
     copy_paste=dict(
+        _delete_=True,
         type='AdaptiveCopyPaste',
         num_sampled_classes=3,
         prob=0.5,

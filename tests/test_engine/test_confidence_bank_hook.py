@@ -77,6 +77,7 @@ def test_select_source_follows_acm_distribution_and_presence():
     presence[3, [7, 21, 40]] = True
     presence[0, :] = True
     hook._confidence_cpu, hook._presence_cpu = conf, presence
+    hook._cutmix = MODELS.build(dict(type='AdaptiveCutMix', num_classes=5))
     generator = torch.Generator().manual_seed(0)
     draws = [hook.select_source(generator) for _ in range(4000)]
     expected = torch.softmax(1 - conf, 0)[3].item()
@@ -115,7 +116,9 @@ def _worker(rank, world_size, port, queue):
 
 
 def test_bank_and_presence_identical_on_two_ranks_with_different_labels():
-    ctx = mp.get_context('spawn')
+    # fork: the workers inherit this module's functions (pytest's importlib mode
+    # makes test modules unimportable by name in a spawned child).
+    ctx = mp.get_context('fork')
     queue = ctx.Queue()
     port = _free_port()
     procs = [ctx.Process(target=_worker, args=(r, 2, port, queue)) for r in range(2)]

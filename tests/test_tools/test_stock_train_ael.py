@@ -34,7 +34,7 @@ MODELS = {
                            patch_sizes=[7, 3, 3, 3], sr_ratios=[8, 4, 2, 1],
                            out_indices=(0, 1, 2, 3), mlp_ratio=2, qkv_bias=True,
                            drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.1),
-             decode_head=dict(type='SegformerHead', in_channels=[16, 32, 64, 64],
+             decode_head=dict(type='SegformerHead', in_channels=[16, 16, 32, 32],
                               in_index=[0, 1, 2, 3], channels=32, dropout_ratio=0.1,
                               num_classes=10, norm_cfg=norm_cfg, align_corners=False,
                               loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
@@ -46,10 +46,10 @@ def _config(tmp_path, name):
     if MODELS[name] is None:
         return TOY_CONFIG
     path = tmp_path / f'{name}.py'
-    path.write_text(textwrap.dedent(f"""
-        _base_ = ['{TOY_CONFIG}']
-        model = dict(segmentor=dict(_delete_=True, **{textwrap.dedent(MODELS[name]).strip()}))
-    """))
+    student = textwrap.dedent(MODELS[name]).strip()
+    path.write_text(f"_base_ = ['{TOY_CONFIG}']\n"
+                    "norm_cfg = dict(type='BN', requires_grad=True)\n"
+                    f"model = dict(segmentor=dict(_delete_=True, **{student}))\n")
     return str(path)
 
 

@@ -69,6 +69,7 @@ class ConfidenceBankHook(Hook):
                 cutmix.resize_presence(num_unlabeled)
             self._presence_cpu = cutmix.presence.detach().cpu().clone()
         self._confidence_cpu = model.confidence_bank.confidence.detach().cpu()
+        self._cutmix = cutmix
         if self._sampler is not None and getattr(cutmix, 'adaptive', False):
             self._sampler.source_selector = self.select_source
 
@@ -118,17 +119,9 @@ class ConfidenceBankHook(Hook):
         return indices, rows
 
     def select_source(self, generator: torch.Generator) -> Tuple[int, int]:
-        """ACM source on the host: class ~ softmax(1 - Conf), image showing it (Eq. 9)."""
-        probs = torch.softmax(1.0 - self._confidence_cpu.float(), dim=0)
-        acm_class = int(torch.multinomial(probs, 1, generator=generator))
-        candidates = self._presence_cpu[acm_class].nonzero().flatten()
-        if candidates.numel() == 0:
-            # No unlabeled image shows the class yet: random image; the box
-            # falls back to a random half-area CutMix box.
-            index = torch.randint(self._presence_cpu.shape[1], (1, ), generator=generator)
-            return acm_class, int(index)
-        choice = torch.randint(candidates.numel(), (1, ), generator=generator)
-        return acm_class, int(candidates[choice])
+        """ACM source on the host from the CPU mirrors (Eq. 9, ``AdaptiveCutMix.sample_source``)."""
+        return self._cutmix.sample_source(self._confidence_cpu, generator,
+                                          presence=self._presence_cpu)
 
     # -------------------------------------------------------------- logging
     def _log(self, runner, model) -> None:

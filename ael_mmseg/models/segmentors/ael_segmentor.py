@@ -219,21 +219,28 @@ class AELSegmentor(BaseSegmentor):
             for sample, seg in zip(sup_samples, gt_seg):
                 sample.gt_sem_seg.data = seg[None]
 
-        feats = self.student.extract_feat(sup_inputs)
-        sup_logits = self.student.decode_head(feats)
+        weight = self.unsup_weight_now()
+        with_unsup = weight > 0 and 'unsup' in groups
+        mixed = self._mixed_unlabeled(groups, sup_inputs) if with_unsup else None
+        # One student pass over labeled and mixed images: half the launches of
+        # two passes, and BN never sees a batch of one mixed image.
+        student_inputs = sup_inputs if mixed is None else torch.cat([sup_inputs, mixed[0]])
+        feats = self.student.extract_feat(student_inputs)
+        logits = self.student.decode_head(feats)
+        num_sup = sup_inputs.shape[0]
+        sup_logits = logits[:num_sup]
         losses = add_prefix(self.student.decode_head.loss_by_feat(sup_logits, sup_samples),
                             'sup.decode')
         if self.student.with_auxiliary_head:
+            sup_feats = [f[:num_sup] for f in feats] if mixed is not None else feats
             losses.update(add_prefix(
-                self.student._auxiliary_head_forward_train(feats, sup_samples), 'sup'))
-        sup_logits = resize(sup_logits, size=gt_seg.shape[-2:], mode='bilinear',
-                            align_corners=self.student.align_corners)
-        self.confidence_bank.stage(
-            *self.confidence_bank.batch_statistics(sup_logits, gt_seg, self.ignore_index))
-
-        weight = self.unsup_weight_now()
-        if weight > 0 and 'unsup' in groups:
-            losses.update(self._unsup_losses(groups, sup_inputs, sup_logits, weight))
+                self.student._auxiliary_head_forward_train(sup_feats, sup_samples), 'sup'))
+        logits = resize(logits, size=gt_seg.shape[-2:], mode='bilinear',
+                        align_corners=self.student.align_corners)
+        self.confidence_bank.stage(*self.confidence_bank.batch_statistics(
+            logits[:num_sup], gt_seg, self.ignore_index))
+        if mixed is not None:
+            losses.update(self._unsup_losses(logits, num_sup, mixed, weight))
         return losses
 
     def unsup_weight_now(self) -> float:
@@ -247,42 +254,50 @@ class AELSegmentor(BaseSegmentor):
             ramp = min(1.0, (iteration - cfg['warmup_iters'] + 1) / cfg['rampup_iters'])
         return cfg['unsup_weight'] * ramp
 
-    def _unsup_losses(self, groups: dict, sup_inputs: Tensor, sup_logits: Tensor,
-                      weight: float) -> Dict[str, Tensor]:
+    @torch.no_grad()
+    def _mixed_unlabeled(self, groups: dict, sup_inputs: Tensor) -> Tuple[Tensor, ...]:
+        """Teacher pseudo-labels, ACM presence rows and the CutMix/ACM mix (Eq. 9).
+
+        Returns:
+            tuple[Tensor]: mixed images (P, 3, H, W), their pseudo-labels and
+            confidences (P, H, W), and, when ``unsup_on_labeled``, the
+            teacher's pseudo-labels and confidences on the labeled crops.
+        """
         target_inputs, target_samples = groups['unsup']
         source_inputs, source_samples = groups.get('unsup_source', (None, None))
         if source_inputs is None or source_inputs.shape[0] != target_inputs.shape[0]:
             raise ValueError('AELSegmentor: each `unsup` sample needs one `unsup_source` sample '
                              '(check SemiSegSampler num_unlabeled)')
-        num_sup, num_pairs = sup_inputs.shape[0], target_inputs.shape[0]
-        use_labeled = self.semi_train_cfg['unsup_on_labeled']
-        teacher_inputs = [target_inputs, source_inputs] + ([sup_inputs] if use_labeled else [])
-        pred, conf = self.pseudo_labels(torch.cat(teacher_inputs))
-        target_pred, source_pred = pred[:num_pairs], pred[num_pairs:2 * num_pairs]
-        target_conf, source_conf = conf[:num_pairs], conf[num_pairs:2 * num_pairs]
-
         if self.cutmix is None:
             raise ValueError('AELSegmentor: the unsupervised branch needs `cutmix` '
                              '(use adaptive=False for plain CutMix)')
-        self._stage_presence(torch.cat([target_pred, source_pred]),
-                             target_samples + source_samples)
+        num_pairs = target_inputs.shape[0]
+        use_labeled = self.semi_train_cfg['unsup_on_labeled']
+        teacher_inputs = [target_inputs, source_inputs] + ([sup_inputs] if use_labeled else [])
+        pred, conf = self.pseudo_labels(torch.cat(teacher_inputs))
+        unlabeled_pred = pred[:2 * num_pairs]
+        self._stage_presence(unlabeled_pred, target_samples + source_samples)
         classes = torch.tensor([s.metainfo.get('acm_class', -1) for s in source_samples],
                                dtype=torch.long).to(pred.device, non_blocking=True)
         mixed_inputs, mixed_pred, mixed_conf, _ = self.cutmix(
-            target_inputs, source_inputs, target_pred, source_pred, target_conf, source_conf,
+            target_inputs, source_inputs, unlabeled_pred[:num_pairs],
+            unlabeled_pred[num_pairs:], conf[:num_pairs], conf[num_pairs:2 * num_pairs],
             classes)
+        labeled = (pred[2 * num_pairs:], conf[2 * num_pairs:]) if use_labeled else ()
+        return (mixed_inputs, mixed_pred, mixed_conf, *labeled)
 
+    def _unsup_losses(self, logits: Tensor, num_sup: int, mixed: Tuple[Tensor, ...],
+                      weight: float) -> Dict[str, Tensor]:
+        """AEL loss (Eq. 10-13) on the mixed images and, optionally, labeled crops."""
         rates = self.confidence_bank.aes_rates(self.unsup_loss.beta)
-        mixed_logits = self.student.decode_head(self.student.extract_feat(mixed_inputs))
-        mixed_logits = resize(mixed_logits, size=mixed_pred.shape[-2:], mode='bilinear',
-                              align_corners=self.student.align_corners)
+        _, mixed_pred, mixed_conf = mixed[:3]
         losses = {'unsup.loss_ael': weight * self.unsup_loss(
-            mixed_logits, self._thresholded(mixed_pred, mixed_conf), mixed_conf, rates)}
-        if use_labeled:
-            labeled_pred = pred[2 * num_pairs:2 * num_pairs + num_sup]
-            labeled_conf = conf[2 * num_pairs:2 * num_pairs + num_sup]
+            logits[num_sup:], self._thresholded(mixed_pred, mixed_conf), mixed_conf, rates)}
+        if len(mixed) == 5:
+            labeled_pred, labeled_conf = mixed[3:]
             losses['unsup.loss_ael_labeled'] = weight * self.unsup_loss(
-                sup_logits, self._thresholded(labeled_pred, labeled_conf), labeled_conf, rates)
+                logits[:num_sup], self._thresholded(labeled_pred, labeled_conf), labeled_conf,
+                rates)
         return losses
 
     @torch.no_grad()

@@ -1,0 +1,101 @@
+"""Every config in configs/ builds: model, datasets on mini data roots, sampler, hooks, loops."""
+import copy
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.registry import DATA_SAMPLERS, DATASETS, HOOKS, LOOPS, METRICS, MODELS
+
+from ael_mmseg.datasets.splits import PARTITIONS, make_split, train_image_ids, write_split
+from ael_mmseg.testing import make_longtail_toy, make_mini_cityscapes, make_mini_voc
+from ael_mmseg.testing.stock_tools import REPO_ROOT
+
+CONFIGS = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'),
+                                      recursive=True) if '_base_' not in p)
+
+
+@pytest.fixture(scope='module')
+def data_roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp('roots')
+    roots = dict(cityscapes=str(base / 'cityscapes'), voc12aug=str(base / 'voc'),
+                 toy=str(base / 'toy'))
+    make_mini_cityscapes(roots['cityscapes'], num_train=6, num_val=2)
+    make_mini_voc(roots['voc12aug'], num_train=6, num_val=2, aug=True)
+    make_longtail_toy(roots['toy'], num_labeled=4, num_unlabeled=4, num_val=2, size=32)
+    # Every partition's split file, at the path the configs read.
+    for dataset, key in (('cityscapes', 'cityscapes'), ('voc_aug', 'voc12aug')):
+        ids = train_image_ids(dataset, roots[key])
+        labeled, unlabeled = make_split(ids, 2, seed=0)
+        for partition in PARTITIONS[dataset]:
+            folder = partition.replace('/', '_')
+            write_split(osp.join(roots[key], 'splits', dataset, folder, 'fold0'), labeled,
+                        unlabeled)
+    return roots
+
+
+def _root_for(path):
+    name = osp.basename(path)
+    return next(key for key in ('cityscapes', 'voc12aug', 'toy') if key in name.replace(
+        'longtail-toy', 'toy'))
+
+
+def _set_root(dataset_cfg, root):
+    for key in ('labeled', 'unlabeled'):
+        if key in dataset_cfg:
+            dataset_cfg[key]['data_root'] = root
+    if 'data_root' in dataset_cfg:
+        dataset_cfg['data_root'] = root
+
+
+def test_config_list_is_complete():
+    names = [osp.basename(p) for p in CONFIGS]
+    for partition in ('1_32', '1_16', '1_8', '1_4', '1_2'):
+        for prefix in ('ael_', 'cutmix-mt_', 'supervised_'):
+            assert any(n.startswith(prefix) and f'cityscapes-{partition}-' in n for n in names)
+            assert any(n.startswith(prefix) and f'voc12aug-{partition}-' in n for n in names)
+    for part in ('dr', 'aes', 'acm', 'acp'):
+        assert sum(n.startswith(f'cutmix-mt+{part}_') for n in names) == 2
+
+
+_built_models = {}
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
+def test_config_builds(path, data_roots):
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports['imports'] == ['ael_mmseg']
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg['segmentor'].pop('pretrained', None)
+    key = model_cfg.pretty_text if hasattr(model_cfg, 'pretty_text') else repr(model_cfg)
+    if key not in _built_models:  # the same model in several configs: build it once
+        _built_models.clear()
+        _built_models[key] = MODELS.build(model_cfg)
+    model = _built_models[key]
+
+    root = data_roots[_root_for(path)]
+    train = copy.deepcopy(cfg.train_dataloader)
+    _set_root(train.dataset, root)
+    dataset = DATASETS.build(train.dataset)
+    sampler = DATA_SAMPLERS.build(train.sampler, default_args=dict(dataset=dataset, seed=0))
+    assert train.batch_size == sampler.batch_size, 'batch_size disagrees with the sampler'
+    assert len(dataset.labeled.metainfo['classes']) == model.num_classes
+    assert (dataset.paste is not None) == (model.copy_paste is not None)
+    first_step = [dataset[key] for key in list(_take(sampler, sampler.batch_size))]
+    assert len(first_step) == train.batch_size
+
+    val = copy.deepcopy(cfg.val_dataloader)
+    _set_root(val.dataset, root)
+    assert len(DATASETS.build(val.dataset)) > 0
+    METRICS.build(cfg.val_evaluator)
+    for hook in cfg.custom_hooks:
+        HOOKS.build(copy.deepcopy(hook))
+    assert LOOPS.get(cfg.train_cfg['type']) is not None
+    assert LOOPS.get(cfg.val_cfg['type']) is not None
+
+
+def _take(sampler, count):
+    it = iter(sampler)
+    return [next(it) for _ in range(count)]

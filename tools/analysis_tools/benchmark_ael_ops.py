@@ -1,0 +1,362 @@
+"""Time the AEL operations of one training step, ours vs. the original's style.
+
+Measures, on one device, the AEL-specific work of a Cityscapes-shaped step
+(19 classes, 2 labeled images and an unlabeled target/source pair at
+769 x 769): the confidence-bank update, the ACM presence table, the ACM box and
+mix, the AEL loss, Adaptive Copy-Paste and the sampling distributions, using
+the project's modules. The network forwards, the teacher softmax and the
+data pipeline are not timed. Beside each, an *original-style reference*: our
+own short re-statement of what hzhupku/SemiSeg-AEL did (per-class loops,
+``torch.unique``, connected components on the host), timed on the same tensors
+in the same run. Teacher and student outputs are smooth random fields, so
+their argmax has blob-like regions. Each figure is the median of ``--repeats``
+runs after warm-up (with ``torch.cuda.synchronize`` around each run on CUDA).
+
+    python tools/analysis_tools/benchmark_ael_ops.py [--device cuda] [--repeats 10] \
+        [--size 769] [--num-classes 19] [--threads N]
+"""
+import argparse
+import random
+import statistics
+import time
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from torch import Tensor
+
+import ael_mmseg  # noqa: F401  (registers the AEL modules)
+from ael_mmseg.models.utils.confidence_bank import ConfidenceBank
+
+ORIGINAL_MS = 730.0  # the original implementation's AEL ops per step, this machine's CPU
+NUM_UNLABELED = 2975  # Cityscapes train images: the presence table's width
+EXCLUDED = [0, 1, 2, 8, 10]  # Cityscapes "stuff" classes, never pasted by ACP
+COMP_THRESH, PRESENCE_THRESH, K_ACP = 0.005, 0.01, 3
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Benchmark the AEL operations of one step')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--repeats', type=int, default=10, help='timed runs per operation')
+    parser.add_argument('--size', type=int, default=769, help='crop side')
+    parser.add_argument('--num-classes', type=int, default=19)
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    return parser.parse_args()
+
+
+def timeit(fn: Callable[[], object], device: torch.device, repeats: int,
+           warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` in ms, after ``warmup`` untimed runs."""
+    times = []
+    for i in range(warmup + repeats):
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def smooth_logits(num: int, num_classes: int, size: int, device: torch.device,
+                  scale: float = 6.0, cells: int = 12) -> Tensor:
+    """(N, C, size, size) logits whose argmax forms blobs (bicubic-upsampled noise)."""
+    low = torch.randn(num, num_classes, cells, cells) * scale
+    low += torch.linspace(1.0, -1.0, num_classes).view(1, -1, 1, 1)  # mildly long-tailed
+    return F.interpolate(low, size=(size, size), mode='bicubic').to(device)
+
+
+def make_inputs(size: int, num_classes: int, device: torch.device) -> Dict[str, Tensor]:
+    """Labeled batch of 2, paste sources for ACP, teacher outputs on the pair."""
+    gt = smooth_logits(2, num_classes, size, device).argmax(1)
+    gt[:, :size // 20] = 255  # an ignored band, as in padded crops
+    teacher = smooth_logits(2, num_classes, size, device)  # unlabeled target, source
+    conf, pred = F.softmax(teacher, dim=1).max(1)
+    sup_teacher = smooth_logits(2, num_classes, size, device)
+    sup_conf, sup_pred = F.softmax(sup_teacher, dim=1).max(1)
+    paste_labels = smooth_logits(2, num_classes, size, device).argmax(1)
+    return dict(
+        images=torch.randn(2, 3, size, size, device=device),
+        gt=gt,
+        student=smooth_logits(3, num_classes, size, device, scale=3.0),
+        unsup_images=torch.randn(2, 3, size, size, device=device),
+        teacher=teacher, pred=pred, conf=conf,
+        pseudo=torch.cat([sup_pred, pred[:1]]), pseudo_conf=torch.cat([sup_conf, conf[:1]]),
+        paste_images=torch.randn(2, 3, size, size, device=device),
+        paste_labels=paste_labels)
+
+
+def acm_class(source_pred: Tensor, num_classes: int) -> int:
+    """A mid-frequency class present in the source prediction (median area)."""
+    areas = torch.bincount(source_pred.flatten().cpu(), minlength=num_classes)
+    present = torch.nonzero(areas >= PRESENCE_THRESH * source_pred.numel()).flatten()
+    return int(present[areas[present].argsort()[len(present) // 2]])
+
+
+# --------------------------------------------------------- original-style reference
+# Short re-statements of hzhupku/SemiSeg-AEL's behaviour (semseg/utils/utils.py,
+# semseg/utils/loss_helper.py, train.py), written for this benchmark.
+Boxes = List[Tuple[int, int, int, int]]
+
+
+def cc_backend() -> Tuple[str, Callable[[np.ndarray], Tuple[Boxes, np.ndarray]]]:
+    """8-connected components on the host: (boxes (y0, x0, y1, x1), label map), like skimage."""
+    try:
+        from skimage.measure import label, regionprops
+
+        def components(mask: np.ndarray) -> Tuple[Boxes, np.ndarray]:
+            comp = label(mask)
+            return [p.bbox for p in regionprops(comp)], comp
+        return 'skimage.measure.label+regionprops', components
+    except ImportError:
+        pass
+    try:
+        from scipy import ndimage
+
+        def components(mask: np.ndarray) -> Tuple[Boxes, np.ndarray]:
+            comp, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+            found = ndimage.find_objects(comp)
+            return [(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in found], comp
+        return 'scipy.ndimage.label+find_objects (skimage not installed)', components
+    except ImportError:
+        import cv2
+
+        def components(mask: np.ndarray) -> Tuple[Boxes, np.ndarray]:
+            _, comp, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+            return [(y, x, y + h, x + w) for x, y, w, h, _ in stats[1:]], comp
+        return 'cv2.connectedComponentsWithStats (skimage, scipy not installed)', components
+
+
+def orig_bank_update(criterion: Tensor, sup_logits: Tensor, unsup_logits: Tensor,
+                     gt: Tensor, tau: float = 0.999) -> Tensor:
+    """cal_category_confidence (per-class loop, absent class -> 0) + EMA of the (3, C) bank."""
+    num_classes = sup_logits.shape[1]
+    step = torch.zeros(num_classes)
+    probs = F.softmax(sup_logits, dim=1)
+    F.softmax(unsup_logits, dim=1)  # computed and unused by the original
+    for c in range(num_classes):
+        mask = gt == c
+        if torch.sum(mask) > 0:  # host sync per class
+            step[c] = torch.sum(probs[:, c] * mask) / (torch.sum(mask) + 1e-12)
+    return criterion * tau + step * (1 - tau)
+
+
+def orig_presence_update(bank: Tensor, teacher: Tensor, ids: List[int]) -> None:
+    """update_cutmix_bank: argmax, torch.unique and a per-class count loop per image."""
+    area = teacher.shape[-1]**2
+    for img, img_id in zip(teacher, ids):
+        pred = img.max(0)[1]
+        values = torch.unique(pred)
+        for c in range(bank.shape[0]):
+            present = c in values and torch.sum(pred == c) >= PRESENCE_THRESH * area
+            bank[c][img_id] = int(present)
+
+
+def orig_box_and_mix(teacher: Tensor, images: Tensor, cat: int,
+                     cc: Callable) -> Tuple[Tensor, Tensor]:
+    """generate_cutmix_mask on the host, then mixing of the images and the 19-channel logits."""
+    pred = teacher[1].max(0)[1].cpu().numpy()
+    h = pred.shape[0]
+    box = None
+    if cat in np.unique(pred):
+        boxes, comp = cc(pred == cat)
+        values = np.unique(comp)[1:]
+        random.shuffle(values)
+        for v in values:  # one full-image comparison per component until one is big enough
+            if np.sum(comp == v) > COMP_THRESH * h**2:
+                box = boxes[v - 1]
+                break
+    if box is None:  # init_cutmix: random box of half the image
+        y_prop = np.exp(np.random.uniform() * np.log(0.5))
+        sy, sx = round(y_prop * h), round(0.5 / y_prop * h)
+        y0, x0 = round((h - sy) * np.random.uniform()), round((h - sx) * np.random.uniform())
+        box = (y0, x0, y0 + sy, x0 + sx)
+    mask = np.zeros((h, h))
+    mask[box[0]:box[2], box[1]:box[3]] = 1
+    mask = torch.from_numpy(mask).long().to(teacher.device)
+    mixed_img = images[0] * (1 - mask) + images[1] * mask
+    mixed_logits = teacher[0] * (1 - mask) + teacher[1] * mask
+    return mixed_img, mixed_logits
+
+
+def orig_loss(logits: Tensor, conf: Tensor, target: Tensor, criterion: Tensor,
+              gamma: float = 2.0) -> Tensor:
+    """Criterion_cons(sample=True): per-class Bernoulli loop, weights normalised over all pixels."""
+    ce = F.cross_entropy(logits, target, ignore_index=255, reduction='none')
+    weight = conf.pow(gamma)
+    rates = 1 - criterion
+    rates = rates / (rates.max() + 1e-12)
+    pred = logits.max(1)[1].float()
+    keep = torch.zeros_like(pred)
+    h, w = pred.shape[-2:]
+    for c in range(len(rates)):
+        rand = torch.rand(h, w, device=logits.device) * (pred == c)  # one map for the batch
+        keep += (rand > 1 - rates[c]) * 1.0
+    weight = weight * keep
+    return (weight / (weight.sum() + 1e-12) * ce).sum()
+
+
+def orig_copy_paste(images: Tensor, labels: Tensor, paste_images: Tensor,
+                    paste_labels: Tensor, criterion: Tensor) -> Tuple[Tensor, Tensor]:
+    """Host-side class draws (sqrt-softmax over allowed classes) + dynamic_copy_paste loops."""
+    allowed = [c for c in range(len(criterion)) if c not in EXCLUDED]
+    p = np.sqrt((1 - criterion)[allowed].numpy())
+    p = np.exp(p) / np.exp(p).sum()
+    query = list({np.random.choice(allowed, p=p) for _ in range(K_ACP)})
+    out_img, out_lbl = [], []
+    for img, lbl, p_img, p_lbl in zip(images, labels, paste_images, paste_labels):
+        if torch.sum(p_lbl) == 0:  # no paste image drawn for this sample
+            out_img.append(img[None])
+            out_lbl.append(lbl[None])
+            continue
+        alpha = torch.zeros_like(p_lbl).int()
+        for c in query:
+            alpha = alpha | (p_lbl == c).int()
+        out_img.append(((1 - alpha) * img + alpha * p_img)[None])
+        out_lbl.append(((1 - alpha) * lbl + alpha * p_lbl)[None])
+    return torch.cat(out_img), torch.cat(out_lbl)
+
+
+def orig_sampling(criterion: Tensor, bank: Tensor) -> Tuple[int, int]:
+    """sample_from_bank: numpy softmax(1 - Conf), class draw, image among holders."""
+    p = np.exp((1 - criterion).numpy())
+    p = p / p.sum()
+    cls = np.random.choice(range(bank.shape[0]), p=p)
+    holders = torch.nonzero(bank[cls])
+    return cls, (random.choice(holders) if len(holders) else random.randint(0, bank.shape[1] - 1))
+
+
+# --------------------------------------------------------------------- benchmark
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    init_default_scope('mmseg')
+    device, ncls, size = torch.device(args.device), args.num_classes, args.size
+    x = make_inputs(size, ncls, device)
+    bank = ConfidenceBank(ncls).to(device)
+    for _ in range(5):  # a non-trivial bank
+        bank.update(torch.rand(ncls, device=device) * 100, torch.full((ncls, ), 100.0,
+                                                                       device=device))
+    cutmix = MODELS.build(dict(type='AdaptiveCutMix', num_classes=ncls,
+                               presence_area_thresh=PRESENCE_THRESH,
+                               component_area_thresh=COMP_THRESH)).to(device)
+    cutmix.resize_presence(NUM_UNLABELED)
+    copy_paste = MODELS.build(dict(type='AdaptiveCopyPaste', num_classes=ncls,
+                                   num_sampled_classes=K_ACP,
+                                   excluded_classes=EXCLUDED)).to(device)
+    loss_fn = MODELS.build(dict(type='AELWeightedCELoss', gamma=2.0))
+    sample_idx = torch.tensor([17, 2024], device=device)
+    cls = acm_class(x['pred'][1], ncls)
+    classes = torch.tensor([cls], device=device)
+    host_table = torch.rand(ncls, NUM_UNLABELED) < 0.3
+    student = x['student'].clone().requires_grad_()
+    rates = bank.aes_rates(loss_fn.beta)
+
+    def backward(loss_of: Callable[[], Tensor]) -> Callable[[], None]:
+        def run() -> None:
+            student.grad = None
+            loss_of().backward()
+        return run
+
+    def ours_sampling() -> None:
+        bank.acm_probabilities()
+        bank.acp_probabilities(copy_paste.allowed_mask)
+        bank.aes_rates(loss_fn.beta)
+        cutmix.sample_source(bank.confidence.cpu(), presence=host_table)
+
+    def ours_loss() -> Tensor:
+        return loss_fn(student, x['pseudo'], x['pseudo_conf'], rates)
+
+    def plain_ce() -> Tensor:
+        return F.cross_entropy(student, x['pseudo'], ignore_index=255)
+
+    ours: Dict[str, Callable[[], object]] = {
+        'bank': lambda: bank.update(*bank.batch_statistics(x['student'][:2], x['gt'])),
+        'presence': lambda: cutmix.write_presence(sample_idx, cutmix.compute_presence(x['pred'])),
+        'acm': lambda: cutmix(x['unsup_images'][:1], x['unsup_images'][1:], x['pred'][:1],
+                              x['pred'][1:], x['conf'][:1], x['conf'][1:], classes),
+        'loss': ours_loss, 'loss_bwd': backward(ours_loss),
+        'acp': lambda: copy_paste(x['images'], x['gt'], x['paste_images'], x['paste_labels'],
+                                  bank.confidence),
+        'sampling': ours_sampling,
+    }
+    cc_name, cc = cc_backend()
+    criterion = torch.rand(3, ncls)  # the original's bank: uniform random start, on the host
+    orig_table = torch.zeros(ncls, NUM_UNLABELED, device=device)
+    half_paste = x['paste_labels'].clone()
+    half_paste[1] = 0  # the original pastes with p=0.5: one image of the two here
+
+    def orig_loss_pair() -> Tensor:  # called on labeled (2) and mixed (1) images
+        return (orig_loss(student[:2], x['pseudo_conf'][:2], x['pseudo'][:2], criterion[0])
+                + orig_loss(student[2:], x['pseudo_conf'][2:], x['pseudo'][2:], criterion[0]))
+
+    original: Dict[str, Callable[[], object]] = {
+        'bank': lambda: orig_bank_update(criterion, x['student'][:2], x['student'][2:],
+                                         x['gt']),
+        'presence': lambda: orig_presence_update(orig_table, x['teacher'], [17, 2024]),
+        'acm': lambda: orig_box_and_mix(x['teacher'], x['unsup_images'], cls, cc),
+        'loss': orig_loss_pair, 'loss_bwd': backward(orig_loss_pair),
+        'acp': lambda: orig_copy_paste(x['images'], x['gt'], x['paste_images'], half_paste,
+                                       criterion[0]),
+        'sampling': lambda: orig_sampling(criterion[0], orig_table),
+    }
+    reference = {'ce': plain_ce, 'ce_bwd': backward(plain_ce)}
+    t_ours = {k: timeit(fn, device, args.repeats) for k, fn in ours.items()}
+    t_orig = {k: timeit(fn, device, args.repeats) for k, fn in original.items()}
+    t_ref = {k: timeit(fn, device, args.repeats) for k, fn in reference.items()}
+    report(t_ours, t_orig, t_ref, args, device, cc_name, cls)
+
+
+def report(t_ours: Dict[str, float], t_orig: Dict[str, float], t_ref: Dict[str, float],
+           args: argparse.Namespace, device: torch.device, cc_name: str, cls: int) -> None:
+    """Print the markdown table and the totals."""
+    n, s, c = 2, args.size, args.num_classes
+    rows = [
+        ('1. bank update: batch_statistics + update', 'bank'),
+        (f'2. presence table: compute_presence + write_presence ({NUM_UNLABELED} images)',
+         'presence'),
+        (f'3. ACM box from components + mix (P=1, class {cls})', 'acm'),
+        (f'4. AEL loss forward ({n + 1}x{c}x{s}x{s})', 'loss'),
+        ('5. ACP forward (2 labeled images)', 'acp'),
+        ('6. sampling distributions (+ ACM class/image draw)', 'sampling'),
+    ]
+    print(f'device: {device} | torch {torch.__version__} | threads {torch.get_num_threads()} '
+          f'| median of {args.repeats} | original-style components: {cc_name}\n')
+    print('| operation | ours (ms) | original-style (ms) | speed-up |')
+    print('|---|---:|---:|---:|')
+    for name, key in rows:
+        print(f'| {name} | {t_ours[key]:.1f} | {t_orig[key]:.1f} | '
+              f'{t_orig[key] / t_ours[key]:.1f}x |')
+    total = sum(t_ours[k] for _, k in rows)
+    total_orig = sum(t_orig[k] for _, k in rows)
+    ce = t_ref['ce']
+    print(f'| **total (1-6, loss forward)** | **{total:.1f}** | **{total_orig:.1f}** | '
+          f'**{total_orig / total:.1f}x** |')
+    print(f'| total AEL overhead (loss beyond plain CE) | {total - ce:.1f} | '
+          f'{total_orig - ce:.1f} | {(total_orig - ce) / max(total - ce, 1e-9):.1f}x |')
+    print(f'| *not in total:* AEL loss forward+backward | {t_ours["loss_bwd"]:.1f} | '
+          f'{t_orig["loss_bwd"]:.1f} | {t_orig["loss_bwd"] / t_ours["loss_bwd"]:.1f}x |')
+    print(f'| *reference:* plain F.cross_entropy forward / fwd+bwd | {ce:.1f} / '
+          f'{t_ref["ce_bwd"]:.1f} | {ce:.1f} / {t_ref["ce_bwd"]:.1f} | |')
+    print(f'| *reference:* AEL loss beyond plain CE, forward / fwd+bwd | '
+          f'{t_ours["loss"] - ce:.1f} / {t_ours["loss_bwd"] - t_ref["ce_bwd"]:.1f} | '
+          f'{t_orig["loss"] - ce:.1f} / {t_orig["loss_bwd"] - t_ref["ce_bwd"]:.1f} | |')
+    print(f'\noriginal-style measured in this run: {total_orig:.1f} ms; '
+          f'ours / original-style = {total / total_orig:.3f}')
+    print(f'goal: total <= {ORIGINAL_MS / 5:.0f} ms (1/5 of the original ~{ORIGINAL_MS:.0f} ms '
+          f'on this machine\'s CPU): {"met" if total <= ORIGINAL_MS / 5 else "NOT met"}')
+    print(f'total: {total:.1f} ms (original ~{ORIGINAL_MS:.0f} ms; '
+          f'ratio {total / ORIGINAL_MS:.3f})')
+
+
+if __name__ == '__main__':
+    main()
