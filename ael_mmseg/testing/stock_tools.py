@@ -53,8 +53,9 @@ def run_stock_tool(script: str, args: Sequence[str], cwd: str, timeout: int = 90
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
     proc = subprocess.run([sys.executable, osp.join(STOCK_TOOLS, script), *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=timeout)
-    output = proc.stdout + proc.stderr
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout)
+    output = proc.stdout
     if proc.returncode != 0:
         raise AssertionError(f'{script} {" ".join(args)} exited {proc.returncode}\n'
                              f'{output[-8000:]}')
