@@ -118,6 +118,7 @@ class AELSegmentor(BaseSegmentor):
             raise TypeError('AELSegmentor: `segmentor` must build an EncoderDecoder with a '
                             f'single decode head, got {type(self.student).__name__}')
         self.teacher.requires_grad_(False)
+        self._teacher_ran_in_train_mode = False
         self.num_classes = self.student.decode_head.num_classes
         self.ignore_index = self.student.decode_head.ignore_index
 
@@ -179,12 +180,17 @@ class AELSegmentor(BaseSegmentor):
     def update_teacher(self, iteration: int) -> None:
         """``teacher <- d * teacher + (1 - d) * student``, d = :meth:`ema_decay`.
 
-        Parameters always; floating buffers (BN statistics) only in
-        ``teacher_bn_mode='eval'``, where the teacher never updates its own.
+        Parameters always (the original). Floating buffers (BN statistics)
+        too when the teacher did not run in train mode this step: in
+        ``teacher_bn_mode='eval'``, during the supervised warm-up and in
+        supervised-only runs; otherwise the teacher's BN statistics are its
+        own, from its train-mode forward passes (the original).
         """
         weight = 1.0 - self.ema_decay(iteration)
         pairs = [(t, s) for t, s in zip(self.teacher.parameters(), self.student.parameters())]
-        if self.semi_train_cfg['teacher_bn_mode'] == 'eval':
+        own_statistics = self._teacher_ran_in_train_mode
+        self._teacher_ran_in_train_mode = False
+        if not own_statistics:
             pairs += [(t, s) for t, s in zip(self.teacher.buffers(), self.student.buffers())
                       if t.dtype.is_floating_point]
         teacher_tensors = [t.data for t, _ in pairs]
@@ -308,6 +314,7 @@ class AELSegmentor(BaseSegmentor):
             tuple[Tensor, Tensor]: (N, H, W) long argmax and (N, H, W) float32
             max probability.
         """
+        self._teacher_ran_in_train_mode = self.teacher.training
         logits = self.teacher.decode_head(self.teacher.extract_feat(inputs))
         logits = resize(logits, size=inputs.shape[-2:], mode='bilinear',
                         align_corners=self.teacher.align_corners)

@@ -170,3 +170,26 @@ def test_plain_checkpoint_loads_into_student_and_teacher(model_cfg):
     teacher = model.teacher.state_dict().values()
     for (name, s), t in zip(model.student.state_dict().items(), teacher):
         assert torch.equal(s, plain[name]) and torch.equal(t, plain[name])
+
+
+def _bn_means(module):
+    return [m.running_mean.clone() for m in module.modules() if hasattr(m, 'running_mean')]
+
+
+def test_teacher_bn_statistics_follow_the_student_only_when_teacher_did_not_run(model_cfg):
+    model = build(model_cfg)
+    with torch.no_grad():
+        for m in model.student.modules():
+            if hasattr(m, 'running_mean'):
+                m.running_mean.fill_(1.0)
+    before = _bn_means(model.teacher)
+    model.update_teacher(5)  # no teacher forward this step (warm-up / supervised only)
+    decay = 5 / 6
+    for b, a in zip(before, _bn_means(model.teacher)):
+        assert torch.allclose(a, decay * b + (1 - decay), atol=1e-6)
+    model.train()
+    model.pseudo_labels(torch.randn(2, 3, SIZE, SIZE))  # train mode: own statistics
+    own = _bn_means(model.teacher)
+    model.update_teacher(5)
+    for b, a in zip(own, _bn_means(model.teacher)):
+        assert torch.equal(a, b)

@@ -1,0 +1,150 @@
+"""AELSegmentor.loss under autocast (the path of ``--amp`` / AmpOptimWrapper).
+
+mmengine's AmpOptimWrapper refuses to be built without a GPU, so on the CPU
+the mixed-precision step is exercised directly: ``model.loss`` under
+``torch.autocast('cpu', dtype=torch.bfloat16)``, which is what
+``AmpOptimWrapper.optim_context`` wraps the forward pass in.
+"""
+import copy
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import MessageHub
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS, OPTIM_WRAPPERS
+from mmseg.structures import SegDataSample
+
+from ael_mmseg.testing.stock_tools import TOY_CONFIG
+
+SIZE = 32
+NUM_CLASSES = 10
+LOSS_KEYS = ('sup.decode.loss_ce', 'sup.aux.loss_ce', 'unsup.loss_ael', 'unsup.loss_ael_labeled')
+
+
+@pytest.fixture(scope='module')
+def model_cfg():
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(TOY_CONFIG).model
+    cfg.data_preprocessor.size = (SIZE, SIZE)
+    cfg.semi_train_cfg.warmup_iters = 0
+    cfg.semi_train_cfg.rampup_iters = 0
+    return cfg
+
+
+def make_batch(num_labeled=2, num_pairs=1, seed=0):
+    """A normalised batch with every AEL role (as in test_ael_segmentor.py)."""
+    g = torch.Generator().manual_seed(seed)
+    roles = ['sup'] * num_labeled + ['sup_paste'] * num_labeled + \
+        ['unsup'] * num_pairs + ['unsup_source'] * num_pairs
+    inputs = torch.randn(len(roles), 3, SIZE, SIZE, generator=g)
+    samples = []
+    for i, role in enumerate(roles):
+        sample = SegDataSample()
+        sample.set_metainfo(dict(ael_role=role, sample_idx=i % 4,
+                                 acm_class=3 if role == 'unsup_source' else -1,
+                                 img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE),
+                                 pad_shape=(SIZE, SIZE)))
+        if role.startswith('sup'):
+            label = torch.randint(0, NUM_CLASSES, (1, SIZE, SIZE), generator=g)
+            sample.gt_sem_seg = PixelData(data=label)
+        samples.append(sample)
+    return inputs, samples
+
+
+def run_step(model_cfg, autocast: bool):
+    """One ``model.loss`` from a fixed model, batch and random state.
+
+    Returns:
+        tuple: the losses, the model, and the dtypes seen inside the step.
+    """
+    torch.manual_seed(0)
+    model = MODELS.build(copy.deepcopy(model_cfg))
+    model.copy_student_to_teacher()
+    model.cutmix.resize_presence(4)
+    MessageHub.get_current_instance().update_info('iter', 10)
+    seen = {}
+
+    def record(name):
+        def hook(module, args, output):
+            seen[name] = output.dtype
+        return hook
+
+    def record_loss_inputs(module, args):
+        seen.setdefault('unsup_conf', []).append(args[2].dtype)
+        seen.setdefault('aes_rates', []).append(args[3].dtype)
+
+    model.student.decode_head.register_forward_hook(record('student_logits'))
+    model.teacher.decode_head.register_forward_hook(record('teacher_logits'))
+    model.unsup_loss.register_forward_pre_hook(record_loss_inputs)
+    inputs, samples = make_batch()
+    torch.manual_seed(1)
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+        losses = model.loss(inputs, samples)
+    return losses, model, seen
+
+
+def test_losses_under_autocast_are_finite_float32_and_backpropagate(model_cfg):
+    losses, model, seen = run_step(model_cfg, autocast=True)
+    # Autocast really ran the networks in bfloat16 ...
+    assert seen['student_logits'] == seen['teacher_logits'] == torch.bfloat16
+    # ... while every loss comes out as a finite float32 scalar.
+    assert set(LOSS_KEYS) <= set(losses)
+    for key in LOSS_KEYS:
+        value = losses[key]
+        assert value.dtype == torch.float32 and value.dim() == 0, key
+        assert torch.isfinite(value), key
+    sum(losses[k] for k in LOSS_KEYS).backward()
+    grads = [p.grad for p in model.student.parameters() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+
+
+def test_ael_quantities_stay_float32_under_autocast(model_cfg):
+    _, model, seen = run_step(model_cfg, autocast=True)
+    # Bank statistics (Eq. 4) staged for the hook.
+    sums, counts = model.confidence_bank.pending
+    assert sums.dtype == counts.dtype == torch.float32
+    assert torch.isfinite(sums).all() and torch.all(sums <= counts) and torch.all(sums >= 0)
+    # Teacher confidences reaching the AEL loss (DR weights), and AES rates.
+    assert seen['unsup_conf'] == [torch.float32, torch.float32]
+    assert seen['aes_rates'] == [torch.float32, torch.float32]
+    # pseudo_labels itself under autocast.
+    inputs, _ = make_batch()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        pred, conf = model.pseudo_labels(inputs[:2])
+    assert seen['teacher_logits'] == torch.bfloat16
+    assert conf.dtype == torch.float32 and pred.dtype == torch.long
+    assert conf.shape == pred.shape == (2, SIZE, SIZE)
+    assert torch.all((conf > 0) & (conf <= 1))
+    assert torch.all((pred >= 0) & (pred < NUM_CLASSES))
+
+
+def test_autocast_loss_is_close_to_the_float32_loss(model_cfg):
+    fp32, model32, seen32 = run_step(model_cfg, autocast=False)
+    bf16, model16, _ = run_step(model_cfg, autocast=True)
+    assert seen32['student_logits'] == torch.float32
+    for key in LOSS_KEYS:
+        assert bf16[key].item() == pytest.approx(fp32[key].item(), rel=0.1), key
+    # Same seed, same copy-paste: the staged pixel counts agree exactly, the
+    # confidence sums up to bfloat16 rounding.
+    sums32, counts32 = model32.confidence_bank.pending
+    sums16, counts16 = model16.confidence_bank.pending
+    assert torch.equal(counts16, counts32)
+    assert torch.allclose(sums16, sums32, rtol=0.05, atol=1.0)
+
+
+def test_toy_config_builds_with_amp_optim_wrapper():
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(TOY_CONFIG)
+    # The stock train script's --amp only accepts a plain OptimWrapper ...
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    # ... and turns it into this.
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+    cfg = Config.fromstring(cfg.pretty_text, '.py')
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert OPTIM_WRAPPERS.get(cfg.optim_wrapper.type).__name__ == 'AmpOptimWrapper'
+    model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'AELSegmentor'
+    assert type(model.student).__name__ == 'EncoderDecoder'

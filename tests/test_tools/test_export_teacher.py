@@ -1,0 +1,198 @@
+"""tools/model_converters/export_teacher.py: an AEL teacher as a plain MMSeg model."""
+import copy
+import glob
+import importlib.util
+import json
+import os.path as osp
+import re
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmseg.apis import MMSegInferencer, inference_model, init_model
+from mmseg.registry import DATASETS, METRICS, MODELS
+
+from ael_mmseg.testing import LONGTAIL_TOY_CLASSES
+from ael_mmseg.testing.stock_tools import REPO_ROOT, TOY_CONFIG, run_stock_tool, tiny_toy_options
+
+TOOL = osp.join(REPO_ROOT, 'tools', 'model_converters', 'export_teacher.py')
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('export_teacher', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tool = _load_tool()
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory, toy_root):
+    """Two AEL iterations through the stock train script, then both exports."""
+    root = tmp_path_factory.mktemp('export_teacher')
+    work_dir = root / 'train'
+    run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', str(work_dir), '--cfg-options',
+                                *tiny_toy_options(toy_root, max_iters=2, val_interval=2)],
+                   cwd=str(root))
+    paths = SimpleNamespace(
+        root=root, work_dir=work_dir, ael_ckpt=str(work_dir / 'iter_2.pth'),
+        # The train script dumps the merged config (data roots at toy_root).
+        ael_cfg=str(work_dir / osp.basename(TOY_CONFIG)), teacher=str(root / 'teacher.pth'),
+        student=str(root / 'student.pth'), plain_cfg=str(root / 'plain_config.py'))
+    tool.main([paths.ael_ckpt, paths.teacher, '--config', paths.ael_cfg,
+               '--out-config', paths.plain_cfg])
+    tool.main([paths.ael_ckpt, paths.student, '--student'])
+    return paths
+
+
+def _only_builtin_types(value) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _only_builtin_types(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_only_builtin_types(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str, torch.Tensor))
+
+
+def _ael_model(run, predict_on='teacher'):
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(run.ael_cfg)
+    cfg.model.semi_test_cfg = dict(predict_on=predict_on)
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, run.ael_ckpt, map_location='cpu', strict=True)
+    return model.eval()
+
+
+def _ael_classes(run):
+    return tuple(torch.load(run.ael_ckpt, weights_only=True)['meta']['dataset_meta']['classes'])
+
+
+def _val_batch(plain_cfg):
+    init_default_scope('mmseg')
+    dataset = DATASETS.build(copy.deepcopy(plain_cfg.test_dataloader.dataset))
+    return pseudo_collate([dataset[0], dataset[1]])
+
+
+@pytest.mark.parametrize('which', ['teacher', 'student'])
+def test_export_keeps_one_model_without_its_prefix(run, which):
+    source = torch.load(run.ael_ckpt, map_location='cpu', weights_only=True)['state_dict']
+    exported = torch.load(getattr(run, which), map_location='cpu', weights_only=True)
+    assert set(exported) == {'state_dict', 'meta'}
+    expected = {k[len(which) + 1:]: v for k, v in source.items() if k.startswith(f'{which}.')}
+    assert list(exported['state_dict']) == list(expected)
+    assert all(torch.equal(v, expected[k]) for k, v in exported['state_dict'].items())
+    meta = exported['meta']
+    assert meta['model'] == which and meta['iter'] == 2
+    assert meta['source_checkpoint'] == osp.abspath(run.ael_ckpt)
+    assert len(meta['dataset_meta']['classes']) == 10
+    # Loadable by any weights-only torch.load, without the plugin's allow-list.
+    assert _only_builtin_types(exported)
+
+
+def test_teacher_and_student_exports_differ(run):
+    teacher = torch.load(run.teacher, weights_only=True)['state_dict']
+    student = torch.load(run.student, weights_only=True)['state_dict']
+    assert teacher.keys() == student.keys()
+    assert any(not torch.equal(teacher[k], student[k]) for k in teacher)
+
+
+def test_plain_config_is_stock_mmseg_with_the_toy_data(run, toy_root):
+    text = open(run.plain_cfg).read()
+    assert 'ael_mmseg' not in text and 'custom_imports' not in text
+    cfg = Config.fromfile(run.plain_cfg)
+    assert not tool.find_types(cfg.to_dict(), tool.plugin_type_names())
+    ael = Config.fromfile(run.ael_cfg)
+    expected_model = ael.model.segmentor.to_dict()
+    expected_model['data_preprocessor'] = ael.model.data_preprocessor.to_dict()
+    assert cfg.model.to_dict() == expected_model
+    assert cfg.val_cfg.type == 'ValLoop' and cfg.test_cfg.type == 'TestLoop'
+    for key in ('val_dataloader', 'test_dataloader'):
+        dataset = cfg[key].dataset
+        assert dataset.type == 'BaseSegDataset' and dataset.data_root == toy_root
+        assert dataset.img_suffix == '.png'  # the plugin dataset's default, kept
+        assert ael[key].dataset.type == 'LongTailToyDataset'
+        assert tuple(dataset.metainfo.classes) == LONGTAIL_TOY_CLASSES
+    assert cfg.test_evaluator.type == 'IoUMetric' and 'tail_classes' not in cfg.test_evaluator
+    assert cfg.default_hooks.checkpoint.save_best == 'mIoU'
+
+
+@pytest.mark.parametrize('which', ['teacher', 'student'])
+def test_init_model_predicts_exactly_like_the_ael_model(run, which):
+    plain = init_model(run.plain_cfg, getattr(run, which), device='cpu')
+    assert type(plain).__name__ == 'EncoderDecoder'
+    ael = _ael_model(run, predict_on=which)
+    batch = _val_batch(plain.cfg)
+    with torch.no_grad():
+        expected = ael.test_step(copy.deepcopy(batch))
+        got = plain.test_step(copy.deepcopy(batch))
+        other = _ael_model(run, 'student' if which == 'teacher' else 'teacher').test_step(
+            copy.deepcopy(batch))
+    assert len(got) == len(expected) == 2
+    for a, b, c in zip(got, expected, other):
+        assert torch.equal(a.seg_logits.data, b.seg_logits.data)
+        assert torch.equal(a.pred_sem_seg.data, b.pred_sem_seg.data)
+        # The comparison can tell the two models apart.
+        assert not torch.equal(a.seg_logits.data, c.seg_logits.data)
+    assert plain.dataset_meta['classes'] == _ael_classes(run)
+
+
+def test_inferencer_matches_init_model(run, toy_root):
+    image = sorted(glob.glob(osp.join(toy_root, 'img_dir', 'val', '*.png')))[0]
+    inferencer = MMSegInferencer(model=run.plain_cfg, weights=run.teacher, device='cpu')
+    result = inferencer(image, return_datasamples=True)
+    prediction = result['predictions'] if isinstance(result, dict) else result
+    model = init_model(run.plain_cfg, run.teacher, device='cpu')
+    expected = inference_model(model, image)
+    assert prediction.pred_sem_seg.data.shape == (1, 32, 32)
+    assert torch.equal(prediction.pred_sem_seg.data, expected.pred_sem_seg.data)
+    assert torch.allclose(prediction.seg_logits.data, expected.seg_logits.data)
+    assert inferencer.model.dataset_meta['classes'] == _ael_classes(run)
+
+
+def test_out_config_defaults_to_the_config_in_the_checkpoint(run):
+    out_cfg = str(run.root / 'from_meta.py')
+    tool.main([run.ael_ckpt, str(run.root / 'again.pth'), '--out-config', out_cfg])
+    assert Config.fromfile(out_cfg).to_dict() == Config.fromfile(run.plain_cfg).to_dict()
+
+
+def test_checkpoint_without_teacher_keys_is_refused_by_name(run):
+    # The exported checkpoint itself is a plain one: no `teacher.` keys.
+    with pytest.raises(KeyError, match=r"teacher\.pth.*no 'teacher\.' keys"):
+        tool.main([run.teacher, str(run.root / 'bad.pth')])
+    with pytest.raises(KeyError, match=r"no 'student\.' keys"):
+        tool.main([run.teacher, str(run.root / 'bad.pth'), '--student'])
+    assert not osp.exists(run.root / 'bad.pth')
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        tool.main([str(run.root / 'missing.pth'), str(run.root / 'bad.pth')])
+
+
+def test_plain_config_needs_an_ael_config(run):
+    with pytest.raises(KeyError, match='model.segmentor'):
+        tool.plain_config(Config(dict(model=dict(type='EncoderDecoder'))))
+
+
+def test_plugin_class_without_stock_base_is_refused():
+    init_default_scope('mmseg')
+    with pytest.raises(TypeError, match='AdaptiveCutMix'):
+        tool.to_stock(dict(type='AdaptiveCutMix'), MODELS, 'model.cutmix')
+    stock = tool.to_stock(dict(type='PerClassIoUMetric', tail_classes=['a'],
+                               iou_metrics=['mIoU']), METRICS, 'val_evaluator')
+    assert stock == dict(type='IoUMetric', iou_metrics=['mIoU'])
+
+
+def test_stock_test_script_evaluates_the_teacher_like_ael_validation(run):
+    # Last: the stock script takes ~15 s on a loaded 2-core machine.
+    log = run_stock_tool('test.py', [run.plain_cfg, run.teacher, '--work-dir',
+                                     str(run.root / 'test')], cwd=str(run.root))
+    match = re.search(r'Iter\(test\).*mIoU: ([0-9.]+)', log)
+    assert match, log[-3000:]
+    # The AEL run validated the same teacher on the same images at iteration 2.
+    scalars = glob.glob(osp.join(run.work_dir, '*', 'vis_data', 'scalars.json'))
+    records = [json.loads(line) for line in open(scalars[0]) if line.strip()]
+    teacher_miou = [r['teacher/mIoU'] for r in records if 'teacher/mIoU' in r][-1]
+    assert float(match.group(1)) == pytest.approx(teacher_miou, abs=0.01)
