@@ -4,6 +4,11 @@ mmengine's AmpOptimWrapper refuses to be built without a GPU, so on the CPU
 the mixed-precision step is exercised directly: ``model.loss`` under
 ``torch.autocast('cpu', dtype=torch.bfloat16)``, which is what
 ``AmpOptimWrapper.optim_context`` wraps the forward pass in.
+
+The student is the toy config's DeepLabV3+ with dilation 1 everywhere and
+slimmer channels: on CPUs without native bfloat16, dilated bfloat16
+convolutions fall back to a reference kernel (about a minute per step). The
+AEL code under test is unchanged.
 """
 import copy
 
@@ -30,7 +35,17 @@ def model_cfg():
     cfg.data_preprocessor.size = (SIZE, SIZE)
     cfg.semi_train_cfg.warmup_iters = 0
     cfg.semi_train_cfg.rampup_iters = 0
+    segmentor = cfg.segmentor
+    segmentor.backbone.update(dilations=(1, 1, 1, 1), stem_channels=16, base_channels=16)
+    segmentor.decode_head.update(dilations=(1, 1, 1, 1), in_channels=128, c1_in_channels=16)
+    segmentor.auxiliary_head.update(in_channels=64)
     return cfg
+
+
+@pytest.fixture(scope='module')
+def bf16_step(model_cfg):
+    """One step under autocast, shared by the tests (bfloat16 is slow on CPUs)."""
+    return run_step(model_cfg, autocast=True)
 
 
 def make_batch(num_labeled=2, num_pairs=1, seed=0):
@@ -85,8 +100,8 @@ def run_step(model_cfg, autocast: bool):
     return losses, model, seen
 
 
-def test_losses_under_autocast_are_finite_float32_and_backpropagate(model_cfg):
-    losses, model, seen = run_step(model_cfg, autocast=True)
+def test_losses_under_autocast_are_finite_float32_and_backpropagate(bf16_step):
+    losses, model, seen = bf16_step
     # Autocast really ran the networks in bfloat16 ...
     assert seen['student_logits'] == seen['teacher_logits'] == torch.bfloat16
     # ... while every loss comes out as a finite float32 scalar.
@@ -100,8 +115,8 @@ def test_losses_under_autocast_are_finite_float32_and_backpropagate(model_cfg):
     assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
 
 
-def test_ael_quantities_stay_float32_under_autocast(model_cfg):
-    _, model, seen = run_step(model_cfg, autocast=True)
+def test_ael_quantities_stay_float32_under_autocast(bf16_step):
+    _, model, seen = bf16_step
     # Bank statistics (Eq. 4) staged for the hook.
     sums, counts = model.confidence_bank.pending
     assert sums.dtype == counts.dtype == torch.float32
@@ -120,18 +135,19 @@ def test_ael_quantities_stay_float32_under_autocast(model_cfg):
     assert torch.all((pred >= 0) & (pred < NUM_CLASSES))
 
 
-def test_autocast_loss_is_close_to_the_float32_loss(model_cfg):
+def test_autocast_loss_is_close_to_the_float32_loss(model_cfg, bf16_step):
     fp32, model32, seen32 = run_step(model_cfg, autocast=False)
-    bf16, model16, _ = run_step(model_cfg, autocast=True)
+    bf16, model16, _ = bf16_step
     assert seen32['student_logits'] == torch.float32
     for key in LOSS_KEYS:
-        assert bf16[key].item() == pytest.approx(fp32[key].item(), rel=0.1), key
+        # Loose: the AES draws and ACM boxes follow the (rounded) argmaxes.
+        assert bf16[key].item() == pytest.approx(fp32[key].item(), rel=0.15, abs=0.02), key
     # Same seed, same copy-paste: the staged pixel counts agree exactly, the
-    # confidence sums up to bfloat16 rounding.
+    # step confidences (Eq. 4, in [0, 1]) up to bfloat16 activations.
     sums32, counts32 = model32.confidence_bank.pending
     sums16, counts16 = model16.confidence_bank.pending
-    assert torch.equal(counts16, counts32)
-    assert torch.allclose(sums16, sums32, rtol=0.05, atol=1.0)
+    assert torch.equal(counts16, counts32) and torch.all(counts32 > 0)
+    assert torch.allclose(sums16 / counts16, sums32 / counts32, atol=0.05)
 
 
 def test_toy_config_builds_with_amp_optim_wrapper():
