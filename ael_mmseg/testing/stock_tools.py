@@ -10,7 +10,7 @@ import mmseg
 STOCK_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO_ROOT, 'configs', 'ael',
-                      'ael_deeplabv3plus_r18-d8_1xb4-1k_longtail-toy-64x64.py')
+                      'ael_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py')
 
 
 def tiny_toy_options(data_root: str, max_iters: int = 4, val_interval: int = 2,

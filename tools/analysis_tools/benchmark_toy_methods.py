@@ -22,9 +22,9 @@ from typing import Dict, List
 import mmseg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-AEL = 'configs/ael/ael_deeplabv3plus_r18-d8_1xb4-1k_longtail-toy-64x64.py'
-MT = 'configs/ael_baselines/cutmix-mt_deeplabv3plus_r18-d8_1xb4-1k_longtail-toy-64x64.py'
-SUP = 'configs/ael_baselines/supervised_deeplabv3plus_r18-d8_1xb4-1k_longtail-toy-64x64.py'
+AEL = 'configs/ael/ael_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py'
+MT = 'configs/ael_baselines/cutmix-mt_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py'
+SUP = 'configs/ael_baselines/supervised_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py'
 METHODS = {'supervised': (SUP, []), 'cutmix-mt': (MT, []), 'ael': (AEL, [])}
 # CutMix mean teacher plus one AEL part (the paper's ablation table).
 ABLATIONS = {

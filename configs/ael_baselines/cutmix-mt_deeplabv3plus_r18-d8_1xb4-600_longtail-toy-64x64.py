@@ -1,6 +1,6 @@
 # The paper's baseline on the toy dataset: CutMix mean teacher = AEL with all
 # four parts off (no ACP, plain CutMix, no DR, no AES); same schedule.
-_base_ = ['../ael/ael_deeplabv3plus_r18-d8_1xb4-1k_longtail-toy-64x64.py']
+_base_ = ['../ael/ael_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py']
 model = dict(
     copy_paste=None,
     cutmix=dict(adaptive=False),

@@ -1,6 +1,6 @@
 # Supervised-only baseline on the toy dataset: the same student, labeled
 # images only (the EMA teacher is still kept and evaluated).
-_base_ = ['../ael/ael_deeplabv3plus_r18-d8_1xb4-1k_longtail-toy-64x64.py']
+_base_ = ['../ael/ael_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py']
 model = dict(copy_paste=None, semi_train_cfg=dict(unsup_weight=0.0))
 num_labeled = 4
 train_dataloader = dict(
