@@ -8,8 +8,9 @@ teacher softmax and the data pipeline are not timed. Beside each, an
 *original-style reference* (our short re-statement of hzhupku/SemiSeg-AEL's
 per-class loops, ``torch.unique`` and host-side connected components) runs on
 the same tensors in the same run. Teacher/student outputs are smooth random
-fields (blob-like argmax). Figures are medians of ``--repeats`` runs after
-warm-up, with ``torch.cuda.synchronize`` around each run on CUDA.
+fields (blob-like argmax). Figures are medians of ``--repeats`` rounds (each
+round runs every op once, interleaved) after warm-up, with
+``torch.cuda.synchronize`` around each op on CUDA.
 
     python tools/analysis_tools/benchmark_ael_ops.py [--device cuda] [--repeats 10] \
         [--size 769] [--num-classes 19] [--threads N]
@@ -47,19 +48,25 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def timeit(fn: Callable[[], object], device: torch.device, repeats: int,
-           warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in ms, after ``warmup`` untimed runs."""
+def time_interleaved(groups: List[Dict[str, Callable[[], object]]], device: torch.device,
+                     repeats: int, warmup: int = 2) -> List[Dict[str, float]]:
+    """Median wall time in ms of every op, after ``warmup`` untimed rounds.
+
+    Each round runs every op of every group once, so ours and the reference
+    see the same background load.
+    """
     sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
-    times = []
+    times: List[Dict[str, List[float]]] = [{key: [] for key in ops} for ops in groups]
     for i in range(warmup + repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for ops, record in zip(groups, times):
+            for key, fn in ops.items():
+                sync()
+                start = time.perf_counter()
+                fn()
+                sync()
+                if i >= warmup:
+                    record[key].append((time.perf_counter() - start) * 1e3)
+    return [{key: statistics.median(v) for key, v in record.items()} for record in times]
 
 
 def smooth_logits(num: int, num_classes: int, size: int, device: torch.device,
@@ -309,11 +316,11 @@ def main() -> None:
     def plain_ce() -> Tensor:
         return F.cross_entropy(student, x['pseudo'], ignore_index=255)
 
-    timings = []
-    for ops in (build_ours(x, student, ncls, cls, device),
-                build_original(x, student, ncls, cls, device, cc), dict(loss=plain_ce)):
+    groups = [build_ours(x, student, ncls, cls, device),
+              build_original(x, student, ncls, cls, device, cc), dict(loss=plain_ce)]
+    for ops in groups:
         ops['loss_bwd'] = with_backward(student, ops['loss'])
-        timings.append({k: timeit(fn, device, args.repeats) for k, fn in ops.items()})
+    timings = time_interleaved(groups, device, args.repeats)
     report(*timings, args, device, cc_name, cls)
 
 

@@ -1,0 +1,280 @@
+"""Time one training step of supervised, CutMix mean teacher and AEL, in one process.
+
+The three models are built from one config (same seed, so the same weights)
+and fed the same synthetic batch (N labeled + N paste + P CutMix pairs, random
+images, long-tailed block labels, ``ael_role``/``sample_idx``/``acm_class``
+metainfo). A step is ``model.train_step`` (data preprocessor, forward, losses,
+backward, SGD step) followed by the hooks' per-step work (``TeacherEMAHook``:
+EMA update; ``ConfidenceBankHook``: ``pop_pending``/``update`` and presence
+write), on a stand-in runner. Data loading is NOT timed; the real loop's data
+wait is ``data_time`` in the training logs.
+
+Memory: on CUDA, ``torch.cuda.max_memory_allocated`` per mode (reset before
+the mode's model is built, minus what was allocated then: model, optimizer
+state, activations). On the CPU, peak RSS (a psutil thread polling every
+2 ms) minus the RSS before the mode's model is built, after ``malloc_trim``;
+allocator caching makes it coarse.
+
+The AEL breakdown is a second pass with timers wrapped around instance
+methods (monkeypatched, project code untouched); on CUDA each timer
+synchronises, so its parts add up to a slightly slower step.
+
+    python tools/analysis_tools/benchmark_train_step.py --device cpu --repeats 10 --threads 1
+    python tools/analysis_tools/benchmark_train_step.py --device cuda --size 769 \
+        --num-labeled 2 --num-pairs 2 \
+        --config configs/ael/ael_deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_16-769x769.py
+"""
+import argparse
+import ctypes
+import gc
+import os.path as osp
+import statistics
+import threading
+import time
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Callable, Dict, List, Tuple
+
+import psutil
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.logging import MessageHub
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import ael_mmseg  # noqa: F401 (registers the AEL modules)
+from ael_mmseg.engine.hooks import ConfidenceBankHook, TeacherEMAHook
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOY = osp.join(REPO, 'configs/ael/ael_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py')
+# The baselines' model options (configs/ael_baselines/*).
+MODES = {
+    'supervised': {'model.copy_paste': None, 'model.semi_train_cfg.unsup_weight': 0.0},
+    'mean-teacher': {'model.copy_paste': None, 'model.cutmix.adaptive': False,
+                     'model.unsup_loss.use_dynamic_reweighting': False,
+                     'model.unsup_loss.use_equalization_sampling': False},
+    'ael': {},
+}
+START_ITER = 1000  # past any warm-up; the EMA decay is then the configured momentum
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Benchmark one AEL training step')
+    parser.add_argument('--config', default=TOY, help='AEL config (model and optim_wrapper)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        choices=['cpu', 'cuda'])
+    parser.add_argument('--size', type=int, default=64, help='square crop size')
+    parser.add_argument('--num-labeled', type=int, default=4, help='N labeled (and N paste)')
+    parser.add_argument('--num-pairs', type=int, default=2, help='P CutMix pairs')
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--repeats', type=int, default=20)
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch CPU threads (0: torch default); on a loaded host use '
+                        'fewer than the free cores, oversubscription swamps the timings')
+    return parser.parse_args()
+
+
+def sync(device: str) -> None:
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def make_batch(args: argparse.Namespace, num_classes: int) -> Tuple[List, List]:
+    """Synthetic batch like the test's fake batch, labels long-tailed in 8x8 blocks."""
+    g = torch.Generator().manual_seed(0)
+    n, p, size = args.num_labeled, args.num_pairs, args.size
+    roles = ['sup'] * n + ['sup_paste'] * n + ['unsup'] * p + ['unsup_source'] * p
+    tail = 1.0 / torch.arange(1, num_classes + 1, dtype=torch.float) ** 2
+    inputs, samples = [], []
+    for i, role in enumerate(roles):
+        inputs.append(torch.randint(0, 256, (3, size, size), generator=g).float()
+                      .to(args.device))
+        acm_class = -1
+        if role == 'unsup_source':  # a tail class, as ACM would draw
+            acm_class = int(torch.randint(num_classes // 2, num_classes, (1, ), generator=g))
+        sample = SegDataSample()
+        sample.set_metainfo(dict(
+            ael_role=role, sample_idx=i - 2 * n if role.startswith('unsup') else i,
+            acm_class=acm_class, img_shape=(size, size), ori_shape=(size, size),
+            pad_shape=(size, size)))
+        if role.startswith('sup'):
+            blocks = torch.multinomial(tail, 64, replacement=True, generator=g)
+            label = F.interpolate(blocks.view(1, 1, 8, 8).float(), size=(size, size),
+                                  mode='nearest').long()[0]
+            sample.gt_sem_seg = PixelData(data=label.to(args.device))
+        samples.append(sample)
+    return inputs, samples
+
+
+def build(args: argparse.Namespace, mode: str) -> SimpleNamespace:
+    """Model, optimizer wrapper, the two hooks and a stand-in runner for one mode."""
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict({'model.data_preprocessor.size': (args.size, args.size),
+                         'model.semi_train_cfg.warmup_iters': 0,
+                         'model.semi_train_cfg.rampup_iters': 0, **MODES[mode]})
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).to(args.device)
+    model.train()
+    model.copy_student_to_teacher()  # TeacherEMAHook.before_train
+    if model.cutmix is not None:
+        model.cutmix.resize_presence(2 * args.num_pairs)
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    bank_hook = ConfidenceBankHook(interval=10**9)  # no logging
+    bank_hook._cutmix = model.cutmix  # what before_train sets up from the dataset
+    if model.cutmix is not None:
+        bank_hook._presence_cpu = model.cutmix.presence.detach().cpu().clone()
+    return SimpleNamespace(model=model, optim_wrapper=optim_wrapper,
+                           runner=SimpleNamespace(model=model, iter=START_ITER),
+                           hooks=[TeacherEMAHook(), bank_hook])  # priority order
+
+
+def step(env: SimpleNamespace, batch: Tuple[List, List], device: str) -> float:
+    """One training step plus the hooks' work; returns its wall time in seconds."""
+    inputs, samples = batch
+    data = dict(inputs=list(inputs), data_samples=[s.clone() for s in samples])
+    MessageHub.get_current_instance().update_info('iter', env.runner.iter)
+    sync(device)
+    start = time.perf_counter()
+    env.model.train_step(data, env.optim_wrapper)
+    for hook in env.hooks:
+        hook.after_train_iter(env.runner, 0)
+    sync(device)
+    env.runner.iter += 1
+    return time.perf_counter() - start
+
+
+class PeakRSS:
+    """Peak resident set size seen by a polling thread, relative to entry."""
+
+    def __enter__(self) -> 'PeakRSS':
+        self._proc = psutil.Process()
+        self.base = self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def timed(fn: Callable, name: str, times: Dict[str, float], device: str) -> Callable:
+    def wrapper(*args, **kwargs):
+        sync(device)
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        sync(device)
+        times[name] += time.perf_counter() - start
+        return out
+    return wrapper
+
+
+def install_timers(env: SimpleNamespace, times: Dict[str, float], device: str) -> None:
+    model, student = env.model, env.model.student
+    aux = student.auxiliary_head if student.with_auxiliary_head else []
+    aux = aux if isinstance(aux, (list, torch.nn.ModuleList)) else [aux]
+    targets = [('teacher forward (pseudo_labels)', model, 'pseudo_labels'),
+               ('student forward', student, 'extract_feat'),
+               ('student forward', student.decode_head, 'forward'),
+               ('student backward', env.optim_wrapper, 'backward'),
+               ('SGD step', env.optim_wrapper, 'step'),
+               ('bank statistics', model.confidence_bank, 'batch_statistics'),
+               ('presence table', model, '_stage_presence'),
+               ('ACM (cutmix forward)', model.cutmix, 'forward'),
+               ('ACP (copy_paste forward)', model.copy_paste, 'forward'),
+               ('loss', student.decode_head, 'loss_by_feat'),
+               ('loss', model, '_unsup_losses'),
+               ('data preprocessor', model.data_preprocessor, 'forward'),
+               ('EMA update (hook)', env.hooks[0], 'after_train_iter'),
+               ('bank update + presence write (hook)', env.hooks[1], 'after_train_iter')]
+    for head in aux:
+        targets += [('student forward', head, 'forward'), ('loss', head, 'loss_by_feat')]
+    for name, obj, attr in targets:
+        if obj is not None:
+            setattr(obj, attr, timed(getattr(obj, attr), name, times, device))
+
+
+def median_ms(values: List[float]) -> float:
+    return 1e3 * statistics.median(values)
+
+
+def run_mode(args: argparse.Namespace, mode: str, batch: Tuple[List, List]) -> dict:
+    gc.collect()
+    if args.device == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        try:  # hand freed heap of the previous mode back to the OS
+            ctypes.CDLL('libc.so.6').malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+    with PeakRSS() as rss:
+        env = build(args, mode)
+        for _ in range(args.warmup):
+            step(env, batch, args.device)
+        times = [step(env, batch, args.device) for _ in range(args.repeats)]
+    if args.device == 'cuda':
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = rss.peak - rss.base
+    result = dict(step=median_ms(times), peak_mib=peak / 2**20)
+    if mode == 'ael':
+        parts = defaultdict(float)
+        install_timers(env, parts, args.device)
+        per_step = []
+        for _ in range(args.repeats):
+            parts.clear()
+            total = step(env, batch, args.device)
+            per_step.append(dict(parts, other=total - sum(parts.values()), total=total))
+        names = sorted({k for s in per_step for k in s} - {'total', 'other'}) + ['other']
+        result['parts'] = {k: median_ms([s.get(k, 0.0) for s in per_step]) for k in names}
+        result['wrapped_step'] = median_ms([s['total'] for s in per_step])
+    del env
+    return result
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    init_default_scope('mmseg')
+    num_classes = Config.fromfile(args.config).model.segmentor.decode_head.num_classes
+    batch = make_batch(args, num_classes)
+    results = {mode: run_mode(args, mode, batch) for mode in MODES}
+    sup, mt, ael = (results[m] for m in MODES)
+    device = torch.cuda.get_device_name() if args.device == 'cuda' else \
+        f'cpu ({torch.get_num_threads()} threads)'
+    memory = 'CUDA max_memory_allocated' if args.device == 'cuda' else 'peak RSS delta'
+    print(f'\n{osp.basename(args.config)} on {device}, torch {torch.__version__}; batch '
+          f'{args.num_labeled} labeled + {args.num_labeled} paste + {args.num_pairs} pairs '
+          f'at {args.size}x{args.size}; median of {args.repeats} steps after {args.warmup} '
+          'warm-up; data loading not included\n')
+    print(f'| mode | step (ms) | peak memory, {memory} (MiB) |\n|---|---:|---:|')
+    for mode, res in results.items():
+        print(f"| {mode} | {res['step']:.1f} | {res['peak_mib']:.1f} |")
+    time_ratio, mem_ratio = ael['step'] / mt['step'], ael['peak_mib'] / max(mt['peak_mib'], 1e-9)
+    print(f"\n| ratio | value | goal |\n|---|---:|---|\n"
+          f"| AEL / mean-teacher step time | {time_ratio:.3f} | <= 1.05 "
+          f"({'met' if time_ratio <= 1.05 else 'NOT met'}) |\n"
+          f"| mean-teacher / supervised step time | {mt['step'] / sup['step']:.3f} | - |\n"
+          f"| AEL / mean-teacher peak memory | {mem_ratio:.3f} | <= 1.05 "
+          f"({'met' if mem_ratio <= 1.05 else 'NOT met'}) |")
+    print(f"\nAEL breakdown (timed pass, median step {ael['wrapped_step']:.1f} ms):\n\n"
+          '| part | median (ms) | share of step |\n|---|---:|---:|')
+    for name, value in sorted(ael['parts'].items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {value:.2f} | {100 * value / ael['wrapped_step']:.1f} % |")
+
+
+if __name__ == '__main__':
+    main()
