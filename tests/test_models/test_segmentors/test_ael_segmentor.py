@@ -5,10 +5,9 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
+from ael_mmseg.testing.fake_batch import make_semi_batch
 from ael_mmseg.testing.stock_tools import TOY_CONFIG
 
 SIZE = 32
@@ -34,21 +33,7 @@ def build(cfg, **changes):
 
 
 def make_batch(num_labeled=2, num_pairs=1, num_classes=10, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    roles = ['sup'] * num_labeled + ['sup_paste'] * num_labeled + \
-        ['unsup'] * num_pairs + ['unsup_source'] * num_pairs
-    inputs = torch.randn(len(roles), 3, SIZE, SIZE, generator=g)
-    samples = []
-    for i, role in enumerate(roles):
-        sample = SegDataSample()
-        meta = dict(ael_role=role, sample_idx=i % 4, acm_class=3 if role == 'unsup_source' else -1,
-                    img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE), pad_shape=(SIZE, SIZE))
-        sample.set_metainfo(meta)
-        if role.startswith('sup'):
-            label = torch.randint(0, num_classes, (1, SIZE, SIZE), generator=g)
-            sample.gt_sem_seg = PixelData(data=label)
-        samples.append(sample)
-    return inputs, samples
+    return make_semi_batch(num_labeled, num_pairs, SIZE, num_classes, seed)
 
 
 def set_iter(iteration):

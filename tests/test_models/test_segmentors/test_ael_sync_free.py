@@ -25,13 +25,12 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from torch import Tensor
 
 import ael_mmseg.models
 from ael_mmseg.models.augmentations import adaptive_cutmix
+from ael_mmseg.testing.fake_batch import make_semi_batch
 from ael_mmseg.testing.stock_tools import TOY_CONFIG
 
 SIZE = 32
@@ -152,23 +151,8 @@ def model_cfg():
 
 def make_batch(num_labeled=2, num_pairs=2, seed=0):
     """A normalised batch with every AEL role; each source has an ACM class."""
-    g = torch.Generator().manual_seed(seed)
-    roles = ['sup'] * num_labeled + ['sup_paste'] * num_labeled + \
-        ['unsup'] * num_pairs + ['unsup_source'] * num_pairs
-    inputs = torch.randn(len(roles), 3, SIZE, SIZE, generator=g)
-    samples = []
-    for i, role in enumerate(roles):
-        sample = SegDataSample()
-        sample.set_metainfo(dict(ael_role=role, sample_idx=i % 4,
-                                 acm_class=3 + i % 2 if role == 'unsup_source' else -1,
-                                 img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE),
-                                 pad_shape=(SIZE, SIZE)))
-        if role.startswith('sup'):
-            label = torch.randint(0, NUM_CLASSES, (1, SIZE, SIZE), generator=g)
-            label[:, :4] = 255  # some ignored pixels
-            sample.gt_sem_seg = PixelData(data=label)
-        samples.append(sample)
-    return inputs, samples
+    return make_semi_batch(num_labeled, num_pairs, SIZE, NUM_CLASSES, seed,
+                           acm_class=lambda i: 3 + i % 2, ignored_rows=4)
 
 
 def build_model(model_cfg):
