@@ -45,6 +45,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--size', type=int, default=769, help='crop side')
     parser.add_argument('--num-classes', type=int, default=19)
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    parser.add_argument('--loss-resolution', choices=('input', 'logits'), default='input',
+                        help="ours only: 'logits' runs the bank statistics and the loss on "
+                        "the decode head's 1/4 grid (semi_train_cfg.loss_resolution)")
     return parser.parse_args()
 
 
@@ -237,7 +240,7 @@ def with_backward(student: Tensor, loss_of: Callable[[], Tensor]) -> Callable[[]
 
 
 def build_ours(x: Dict[str, Tensor], student: Tensor, ncls: int, cls: int,
-               device: torch.device) -> Ops:
+               device: torch.device, loss_resolution: str = 'input') -> Ops:
     """The project's modules, built from the registry, as one step calls them."""
     init_default_scope('mmseg')
     bank = ConfidenceBank(ncls).to(device)
@@ -261,11 +264,30 @@ def build_ours(x: Dict[str, Tensor], student: Tensor, ncls: int, cls: int,
         bank.aes_rates(loss_fn.beta)
         cutmix.sample_source(bank.confidence.cpu(), presence=host_table)
 
-    def loss() -> Tensor:
-        return loss_fn(student, x['pseudo'], x['pseudo_conf'], rates)
+    if loss_resolution == 'logits':
+        # The head's own 1/4 grid; labels and pseudo-labels nearest-resized
+        # inside the timed ops, as AELSegmentor does in this mode.
+        grid = tuple(d // 4 + 1 for d in x['gt'].shape[-2:])
+        head = x['student'][:, :, ::4, ::4].contiguous()
+        student = head.clone().requires_grad_()
+
+        def near(t: Tensor) -> Tensor:
+            return F.interpolate(t[:, None].float(), size=grid, mode='nearest')[:, 0]
+
+        def bank_op() -> None:
+            bank.update(*bank.batch_statistics(head[:2], near(x['gt']).long()))
+
+        def loss() -> Tensor:
+            return loss_fn(student, near(x['pseudo']).long(), near(x['pseudo_conf']), rates)
+    else:
+        def bank_op() -> None:
+            bank.update(*bank.batch_statistics(x['student'][:2], x['gt']))
+
+        def loss() -> Tensor:
+            return loss_fn(student, x['pseudo'], x['pseudo_conf'], rates)
 
     return {
-        'bank': lambda: bank.update(*bank.batch_statistics(x['student'][:2], x['gt'])),
+        'bank': bank_op,
         'presence': lambda: cutmix.write_presence(sample_idx, cutmix.compute_presence(x['pred'])),
         'acm': lambda: cutmix(x['unsup_images'][:1], x['unsup_images'][1:], x['pred'][:1],
                               x['pred'][1:], x['conf'][:1], x['conf'][1:], classes),
@@ -316,7 +338,7 @@ def main() -> None:
     def plain_ce() -> Tensor:
         return F.cross_entropy(student, x['pseudo'], ignore_index=255)
 
-    groups = [build_ours(x, student, ncls, cls, device),
+    groups = [build_ours(x, student, ncls, cls, device, args.loss_resolution),
               build_original(x, student, ncls, cls, device, cc), dict(loss=plain_ce)]
     for ops in groups:
         ops['loss_bwd'] = with_backward(student, ops['loss'])

@@ -35,6 +35,12 @@ SEMI_TRAIN_DEFAULTS = dict(
     # supervised-only iterations, then a linear ramp of the unsup weight.
     warmup_iters=0,
     rampup_iters=0,
+    # Where the per-pixel AEL work (teacher softmax, bank statistics, the
+    # unsupervised loss) happens: 'input' = logits upsampled to the crop, as
+    # the original; 'logits' = the decode head's output grid (1/4 of the crop
+    # for DeepLabV3+, 16x fewer pixels), labels and pseudo-labels resized by
+    # nearest neighbour. The supervised loss is the head's own either way.
+    loss_resolution='input',
 )
 SEMI_TEST_DEFAULTS = dict(predict_on='teacher')
 ROLES = ('sup', 'sup_paste', 'unsup', 'unsup_source')
@@ -149,6 +155,9 @@ class AELSegmentor(BaseSegmentor):
         for key in ('warmup_iters', 'rampup_iters'):
             if int(cfg[key]) != cfg[key] or cfg[key] < 0:
                 raise ValueError(f'semi_train_cfg.{key} must be an int >= 0, got {cfg[key]}')
+        if cfg['loss_resolution'] not in ('input', 'logits'):
+            raise ValueError("semi_train_cfg.loss_resolution must be 'input' or 'logits', got "
+                             f"{cfg['loss_resolution']!r}")
         if self.semi_test_cfg['predict_on'] not in ('teacher', 'student'):
             raise ValueError("semi_test_cfg.predict_on must be 'teacher' or 'student', got "
                              f"{self.semi_test_cfg['predict_on']!r}")
@@ -241,13 +250,27 @@ class AELSegmentor(BaseSegmentor):
             sup_feats = [f[:num_sup] for f in feats] if mixed is not None else feats
             losses.update(add_prefix(
                 self.student._auxiliary_head_forward_train(sup_feats, sup_samples), 'sup'))
-        logits = resize(logits, size=gt_seg.shape[-2:], mode='bilinear',
-                        align_corners=self.student.align_corners)
+        if self.semi_train_cfg['loss_resolution'] == 'input':
+            logits = resize(logits, size=gt_seg.shape[-2:], mode='bilinear',
+                            align_corners=self.student.align_corners)
+        else:
+            gt_seg = self._nearest(gt_seg, logits.shape[-2:])
+            if mixed is not None:
+                mixed = tuple(mixed[:1]) + tuple(self._nearest(t, logits.shape[-2:])
+                                                 for t in mixed[1:])
         self.confidence_bank.stage(*self.confidence_bank.batch_statistics(
             logits[:num_sup], gt_seg, self.ignore_index))
         if mixed is not None:
             losses.update(self._unsup_losses(logits, num_sup, mixed, weight))
         return losses
+
+    @staticmethod
+    def _nearest(tensor: Tensor, size) -> Tensor:
+        """(N, H, W) label-like map resized by nearest neighbour (no mixing of ids)."""
+        if tuple(tensor.shape[-2:]) == tuple(size):
+            return tensor
+        return F.interpolate(tensor[:, None].float(), size=tuple(size),
+                             mode='nearest')[:, 0].to(tensor.dtype)
 
     def unsup_weight_now(self) -> float:
         """alpha times the warm-up / ramp-up factor at the current iteration."""
@@ -316,6 +339,11 @@ class AELSegmentor(BaseSegmentor):
         """
         self._teacher_ran_in_train_mode = self.teacher.training
         logits = self.teacher.decode_head(self.teacher.extract_feat(inputs))
+        if self.semi_train_cfg['loss_resolution'] == 'logits':
+            # Softmax on the head's grid, then nearest to the crop for ACM.
+            conf, pred = F.softmax(logits.float(), dim=1).max(dim=1)
+            return (self._nearest(pred, inputs.shape[-2:]),
+                    self._nearest(conf, inputs.shape[-2:]))
         logits = resize(logits, size=inputs.shape[-2:], mode='bilinear',
                         align_corners=self.teacher.align_corners)
         conf, pred = F.softmax(logits.float(), dim=1).max(dim=1)

@@ -178,3 +178,29 @@ def test_teacher_bn_statistics_follow_the_student_only_when_teacher_did_not_run(
     model.update_teacher(5)
     for b, a in zip(own, _bn_means(model.teacher)):
         assert torch.equal(a, b)
+
+
+def test_logits_resolution_mode_matches_the_head_grid(model_cfg):
+    model = build(model_cfg, semi_train_cfg=dict(loss_resolution='logits'))
+    model.cutmix.resize_presence(4)
+    set_iter(10)
+    inputs, samples = make_batch()
+    seen = {}
+    original = model.unsup_loss.forward
+
+    def spy(logits, pseudo, conf, rates=None):
+        seen.setdefault('shapes', []).append((tuple(logits.shape), tuple(pseudo.shape)))
+        return original(logits, pseudo, conf, rates)
+
+    model.unsup_loss.forward = spy
+    losses = model.loss(inputs, samples)
+    assert torch.isfinite(losses['unsup.loss_ael'])
+    with torch.no_grad():
+        head_grid = model.student.decode_head(model.student.extract_feat(inputs[:2])).shape[-2:]
+    assert head_grid != (SIZE, SIZE)
+    for logits_shape, pseudo_shape in seen['shapes']:
+        assert logits_shape[-2:] == tuple(head_grid) == pseudo_shape[-2:]
+    sums, counts = model.confidence_bank.pop_pending()
+    assert counts.sum() == 2 * head_grid[0] * head_grid[1]  # bank on the head grid too
+    with pytest.raises(ValueError, match='loss_resolution'):
+        build(model_cfg, semi_train_cfg=dict(loss_resolution='full'))
