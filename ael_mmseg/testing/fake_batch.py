@@ -44,3 +44,17 @@ def make_semi_batch(num_labeled: int = 2,
             sample.gt_sem_seg = PixelData(data=label)
         samples.append(sample)
     return inputs, samples
+
+
+def toy_model_cfg(size: int = 32):
+    """The toy AEL config's model, for ``size`` crops, with no warm-up or ramp-up."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from .stock_tools import TOY_CONFIG
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(TOY_CONFIG).model
+    cfg.data_preprocessor.size = (size, size)
+    cfg.semi_train_cfg.warmup_iters = 0
+    cfg.semi_train_cfg.rampup_iters = 0
+    return cfg

@@ -67,10 +67,13 @@ class ConfidenceBankHook(Hook):
                               f'{num_unlabeled}; starting a new table', logger='current',
                               level=30)
                 cutmix.resize_presence(num_unlabeled)
-            self._presence_cpu = cutmix.presence.detach().cpu().clone()
-        self._confidence_cpu = model.confidence_bank.confidence.detach().cpu()
         self._cutmix = cutmix
-        if self._sampler is not None and getattr(cutmix, 'adaptive', False):
+        # Host mirrors exist only for the sampler's adaptive ACM choice; without
+        # it (supervised, plain CutMix) no per-step device-to-host copy is made.
+        if self._sampler is not None and getattr(cutmix, 'adaptive', False) and \
+                hasattr(cutmix, 'presence'):
+            self._presence_cpu = cutmix.presence.detach().cpu().clone()
+            self._confidence_cpu = model.confidence_bank.confidence.detach().cpu()
             self._sampler.source_selector = self.select_source
 
     @staticmethod
@@ -98,7 +101,8 @@ class ConfidenceBankHook(Hook):
             cutmix.write_presence(sample_idx, presence)
             if self._presence_cpu is not None:
                 self._presence_cpu[:, sample_idx.cpu()] = presence.cpu().t()
-        self._confidence_cpu = model.confidence_bank.confidence.detach().cpu()
+        if self._confidence_cpu is not None:
+            self._confidence_cpu = model.confidence_bank.confidence.detach().cpu()
         if self.every_n_train_iters(runner, self.interval):
             self._log(runner, model)
 

@@ -19,7 +19,7 @@ from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
 
-from ael_mmseg.testing.fake_batch import make_semi_batch
+from ael_mmseg.testing.fake_batch import make_semi_batch, toy_model_cfg
 from ael_mmseg.testing.stock_tools import TOY_CONFIG
 
 SIZE = 32
@@ -29,11 +29,7 @@ LOSS_KEYS = ('sup.decode.loss_ce', 'sup.aux.loss_ce', 'unsup.loss_ael', 'unsup.l
 
 @pytest.fixture(scope='module')
 def model_cfg():
-    init_default_scope('mmseg')
-    cfg = Config.fromfile(TOY_CONFIG).model
-    cfg.data_preprocessor.size = (SIZE, SIZE)
-    cfg.semi_train_cfg.warmup_iters = 0
-    cfg.semi_train_cfg.rampup_iters = 0
+    cfg = toy_model_cfg(SIZE)
     segmentor = cfg.segmentor
     segmentor.backbone.update(dilations=(1, 1, 1, 1), stem_channels=16, base_channels=16)
     segmentor.decode_head.update(dilations=(1, 1, 1, 1), in_channels=128, c1_in_channels=16)

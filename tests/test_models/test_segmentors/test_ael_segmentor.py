@@ -2,25 +2,17 @@ import copy
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.logging import MessageHub
-from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from ael_mmseg.testing.fake_batch import make_semi_batch
-from ael_mmseg.testing.stock_tools import TOY_CONFIG
+from ael_mmseg.testing.fake_batch import make_semi_batch, toy_model_cfg
 
 SIZE = 32
 
 
 @pytest.fixture(scope='module')
 def model_cfg():
-    init_default_scope('mmseg')
-    cfg = Config.fromfile(TOY_CONFIG).model
-    cfg.data_preprocessor.size = (SIZE, SIZE)
-    cfg.semi_train_cfg.warmup_iters = 0
-    cfg.semi_train_cfg.rampup_iters = 0
-    return cfg
+    return toy_model_cfg(SIZE)
 
 
 def build(cfg, **changes):
