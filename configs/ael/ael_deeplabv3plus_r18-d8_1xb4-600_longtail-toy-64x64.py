@@ -57,6 +57,7 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='TeacherEMAHook'),
     dict(type='ConfidenceBankHook', interval=25),
+    dict(type='FiniteLossHook'),
 ]
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

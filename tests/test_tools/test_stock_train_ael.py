@@ -79,4 +79,7 @@ def test_ael_trains_validates_and_checkpoints_through_stock_train(tmp_path, toy_
     assert state['cutmix.presence'].shape == (10, 8)  # classes x unlabeled images
     assert state['confidence_bank.num_updates'].sum() > 0
     assert any(k.startswith('teacher.') for k in state)
-    assert 'ael_sampler_rng' in checkpoint
+    # Exact-resume state: one torch RNG state per rank and the sampler seed.
+    ael_state = checkpoint['ael_state']
+    assert len(ael_state['torch_rng']) == 1 and 'cpu' in ael_state['torch_rng'][0]
+    assert isinstance(ael_state['sampler_seed'], int)

@@ -1,12 +1,16 @@
 """Keeps AEL's confidence bank and ACM presence table, identical on all ranks."""
-from typing import Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from mmengine import dist
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+
+from ael_mmseg.utils.rng_state import get_torch_rng_state, set_torch_rng_state
+
+WARNING = 30  # logging.WARNING
 
 
 @HOOKS.register_module()
@@ -22,12 +26,27 @@ class ConfidenceBankHook(Hook):
     iterations it writes per-class confidence and the ACM, ACP and AES
     sampling distributions as scalars to the visualizer backends
     (``ael/conf/<class>``, ``ael/acm_prob/<class>``, ``ael/acp_prob/<class>``,
-    ``ael/aes_rate/<class>``). Bank and table are model buffers, hence in
-    every checkpoint; the sampler's random state is saved by this hook.
+    ``ael/aes_rate/<class>``).
+
+    Exact resume: bank and table are model buffers, hence in every
+    checkpoint. The hook adds ``ael_state`` to each checkpoint: every rank's
+    torch random state (which drives AES, ACP and the CutMix boxes inside the
+    model), captured right after the step the checkpoint follows and
+    restored at the start of the next step -- in the resumed run and in the
+    uninterrupted one alike, so validation or data loading in between cannot
+    make them differ -- and the data sampler's seed. The sampler's streams
+    are replayed by mmengine, which advances the data loader past the
+    trained steps on resume; every sampler draw uses a fixed amount of
+    randomness, so the replay lands on the same generator state. Resuming
+    from a checkpoint without this state (an older run, a plain segmentor)
+    works but logs a warning that names what restarts.
 
     Note: the data loader prefetches a few batches, so a source image is
     chosen from a bank up to ``num_workers * prefetch_factor`` steps old;
-    with tau = 0.999 that is immaterial.
+    with tau = 0.999 that is immaterial. For the same reason, with worker
+    processes the first few steps after a resume choose ACM sources from the
+    resumed bank instead of that slightly older one; with ``num_workers=0``
+    a resumed run repeats the uninterrupted one exactly.
 
     Args:
         interval (int): Logging interval in iterations.
@@ -42,6 +61,10 @@ class ConfidenceBankHook(Hook):
         self._confidence_cpu: Optional[torch.Tensor] = None
         self._presence_cpu: Optional[torch.Tensor] = None
         self._sampler = None
+        # (iteration, state): torch RNG state to restore when that step starts.
+        self._rng_resume: Optional[Tuple[int, Dict[str, Any]]] = None
+        self._rank_rng_states: Optional[List[Dict[str, Any]]] = None
+        self._loaded: Optional[Dict[str, Any]] = None
 
     # ---------------------------------------------------------------- setup
     def before_train(self, runner) -> None:
@@ -75,6 +98,36 @@ class ConfidenceBankHook(Hook):
             self._presence_cpu = cutmix.presence.detach().cpu().clone()
             self._confidence_cpu = model.confidence_bank.confidence.detach().cpu()
             self._sampler.source_selector = self.select_source
+        self._warn_incomplete_resume(runner)
+
+    def _warn_incomplete_resume(self, runner) -> None:
+        """Say what a resume could not restore (called once training state is loaded)."""
+        loaded, self._loaded = self._loaded, None
+        if loaded is None or runner.iter == 0:
+            return  # nothing loaded, or ``load_from`` weights for a new run
+        where = f'resuming at iteration {runner.iter} from a checkpoint'
+        if not loaded['has_bank']:
+            print_log(f'ConfidenceBankHook: {where} without an AEL confidence bank (a non-AEL '
+                      'or older checkpoint): the confidence bank and the ACM presence table '
+                      'restart from their initial values', logger='current', level=WARNING)
+        state = loaded['ael_state']
+        if state is None:
+            print_log(f'ConfidenceBankHook: {where} that has no "ael_state" (written before '
+                      'ael_mmseg saved it): the random state of the AEL sampling is not '
+                      'restored, so the run goes on but does not repeat an uninterrupted '
+                      'run exactly', logger='current', level=WARNING)
+            return
+        num_states = len(state.get('torch_rng') or [])
+        if num_states != dist.get_world_size():
+            print_log(f'ConfidenceBankHook: {where} saved by {num_states} process(es), now '
+                      f'{dist.get_world_size()}: the random state of the AEL sampling is not '
+                      'restored', logger='current', level=WARNING)
+        seed = state.get('sampler_seed')
+        if self._sampler is not None and seed is not None and seed != self._sampler.seed:
+            print_log(f'ConfidenceBankHook: {where} whose data sampler seed was {seed}, but '
+                      f'this run\'s is {self._sampler.seed}: the image order after the resume '
+                      'differs from the original run (set `randomness.seed` in the config to '
+                      'keep it)', logger='current', level=WARNING)
 
     @staticmethod
     def _check_batch_size(runner, sampler) -> None:
@@ -105,6 +158,35 @@ class ConfidenceBankHook(Hook):
             self._confidence_cpu = model.confidence_bank.confidence.detach().cpu()
         if self.every_n_train_iters(runner, self.interval):
             self._log(runner, model)
+        if self._checkpoint_due(runner):
+            self._capture_resume_point(runner)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self._rng_resume is not None:
+            iteration, state = self._rng_resume
+            self._rng_resume = None
+            if iteration == runner.iter:
+                set_torch_rng_state(state)
+
+    # ------------------------------------------------------- exact resume
+    @staticmethod
+    def _checkpoint_due(runner) -> bool:
+        """Whether a CheckpointHook saves after this iteration (its own rule)."""
+        for hook in runner.hooks:
+            if isinstance(hook, CheckpointHook) and not hook.by_epoch and (
+                    hook.every_n_train_iters(runner, hook.interval, hook.save_begin) or
+                    (hook.save_last and hook.is_last_train_iter(runner))):
+                return True
+        return False
+
+    def _capture_resume_point(self, runner) -> None:
+        """Record every rank's RNG state for the checkpoint (all ranks take part)."""
+        state = get_torch_rng_state()
+        self._rng_resume = (runner.iter + 1, state)
+        if dist.get_world_size() > 1:
+            self._rank_rng_states = dist.all_gather_object(state)
+        else:
+            self._rank_rng_states = [state]
 
     @staticmethod
     def _all_reduce(sums: torch.Tensor, counts: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -144,16 +226,26 @@ class ConfidenceBankHook(Hook):
         runner.message_hub.update_scalar('train/ael_min_conf', float(conf[worst]))
         runner.message_hub.update_scalar('train/ael_mean_conf', float(conf.mean()))
 
-    # ---------------------------------------------------- sampler state
+    # ------------------------------------------------------- checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if self._sampler is not None:
-            checkpoint['ael_sampler_rng'] = self._sampler.generator.get_state()
+        # Called on rank 0 only; the states of all ranks were gathered before.
+        states = self._rank_rng_states
+        if states is None or self._rng_resume is None:
+            states = [get_torch_rng_state()]  # a save outside the CheckpointHook rule
+        checkpoint['ael_state'] = dict(
+            torch_rng=states,
+            sampler_seed=self._sampler.seed if self._sampler is not None else None)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = checkpoint.get('ael_sampler_rng')
-        sampler = getattr(getattr(runner, '_train_dataloader', None), 'sampler', None)
-        if state is not None and hasattr(sampler, 'generator'):
-            sampler.generator.set_state(state)
+        state = checkpoint.get('ael_state')
+        meta_iter = checkpoint.get('meta', {}).get('iter')
+        self._loaded = dict(
+            ael_state=state,
+            has_bank=any(k.startswith('confidence_bank.')
+                         for k in checkpoint.get('state_dict', {})))
+        rng_states = (state or {}).get('torch_rng') or []
+        if meta_iter is not None and len(rng_states) == dist.get_world_size():
+            self._rng_resume = (meta_iter, rng_states[dist.get_rank()])
 
     @staticmethod
     def _model(runner):

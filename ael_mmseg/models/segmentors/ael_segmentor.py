@@ -41,6 +41,10 @@ SEMI_TRAIN_DEFAULTS = dict(
     # for DeepLabV3+, 16x fewer pixels), labels and pseudo-labels resized by
     # nearest neighbour. The supervised loss is the head's own either way.
     loss_resolution='input',
+    # A NaN/inf loss: 'raise' leaves it to FiniteLossHook, which stops the run
+    # (no extra device sync); 'skip' drops the step with a warning, which
+    # costs one host read of the losses per step, before the update.
+    nonfinite_loss='raise',
 )
 SEMI_TEST_DEFAULTS = dict(predict_on='teacher')
 ROLES = ('sup', 'sup_paste', 'unsup', 'unsup_source')
@@ -158,6 +162,9 @@ class AELSegmentor(BaseSegmentor):
         if cfg['loss_resolution'] not in ('input', 'logits'):
             raise ValueError("semi_train_cfg.loss_resolution must be 'input' or 'logits', got "
                              f"{cfg['loss_resolution']!r}")
+        if cfg['nonfinite_loss'] not in ('raise', 'skip'):
+            raise ValueError("semi_train_cfg.nonfinite_loss must be 'raise' or 'skip', got "
+                             f"{cfg['nonfinite_loss']!r}")
         if self.semi_test_cfg['predict_on'] not in ('teacher', 'student'):
             raise ValueError("semi_test_cfg.predict_on must be 'teacher' or 'student', got "
                              f"{self.semi_test_cfg['predict_on']!r}")
@@ -212,6 +219,36 @@ class AELSegmentor(BaseSegmentor):
         self.teacher.load_state_dict(self.student.state_dict())
 
     # ------------------------------------------------------------ training
+    def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
+        """mmengine's step; with ``nonfinite_loss='skip'`` a NaN/inf loss skips the update.
+
+        A skipped step changes no parameter, discards the bank statistics and
+        presence rows it staged, logs a warning naming the iteration and the
+        non-finite losses, and returns only the finite log values.
+        """
+        if self.semi_train_cfg['nonfinite_loss'] != 'skip':
+            return super().train_step(data, optim_wrapper)
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed_losses, log_vars = self.parse_losses(losses)
+        values = torch.stack([v.detach().float().reshape(()) for v in log_vars.values()])
+        finite = torch.isfinite(values).tolist()  # the one host read this mode costs
+        if all(finite):
+            optim_wrapper.update_params(parsed_losses)
+            return log_vars
+        bad = ', '.join(f'{key}={value:g}' for (key, ok), value in
+                        zip(zip(log_vars, finite), values.tolist()) if not ok)
+        iteration = MessageHub.get_current_instance().get_info('iter', 0) + 1
+        print_log(f'AELSegmentor: non-finite loss at iteration {iteration}: {bad}; skipping '
+                  'this step (no parameter update, no bank update)', logger='current',
+                  level=30)
+        optim_wrapper.zero_grad()
+        self.confidence_bank.pop_pending()
+        if self.cutmix is not None and hasattr(self.cutmix, 'pending_presence'):
+            self.cutmix.pending_presence = None
+        return {key: value for (key, value), ok in zip(log_vars.items(), finite) if ok}
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
         """Supervised and unsupervised AEL losses of one step.
 

@@ -39,4 +39,5 @@ model = dict(
 custom_hooks = [
     dict(type='TeacherEMAHook'),
     dict(type='ConfidenceBankHook', interval=50),
+    dict(type='FiniteLossHook'),
 ]
