@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine import dist
 from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 from mmseg.models.segmentors import BaseSegmentor, EncoderDecoder
@@ -165,6 +166,11 @@ class AELSegmentor(BaseSegmentor):
         if cfg['nonfinite_loss'] not in ('raise', 'skip'):
             raise ValueError("semi_train_cfg.nonfinite_loss must be 'raise' or 'skip', got "
                              f"{cfg['nonfinite_loss']!r}")
+        if cfg['nonfinite_loss'] == 'skip' and dist.get_world_size() > 1:
+            # DDP's train_step bypasses ours, and every rank would have to agree.
+            raise ValueError("semi_train_cfg.nonfinite_loss='skip' works in single-process "
+                             "training only; use 'raise' (FiniteLossHook) with several "
+                             'processes')
         if self.semi_test_cfg['predict_on'] not in ('teacher', 'student'):
             raise ValueError("semi_test_cfg.predict_on must be 'teacher' or 'student', got "
                              f"{self.semi_test_cfg['predict_on']!r}")
