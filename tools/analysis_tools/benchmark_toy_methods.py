@@ -5,8 +5,12 @@ CPU, reads the last validation of each run, and prints a markdown table of
 mIoU and tail-class mIoU (mean ± std over seeds, teacher and student) and the
 wall time per run.
 
-    python tools/analysis_tools/benchmark_toy_methods.py --seeds 0 1 2 --iters 800
-    python tools/analysis_tools/benchmark_toy_methods.py --ablations   # + DR/AES/ACM/ACP one by one
+    python tools/analysis_tools/benchmark_toy_methods.py                 # 3 seeds, 1600 it.
+    python tools/analysis_tools/benchmark_toy_methods.py --ablations     # + one-part ablations
+    python tools/analysis_tools/benchmark_toy_methods.py --iters 800     # another length
+
+The methods are the README main job's configs (UNet, supervised warm-up for
+the first half); ``--iters`` scales the warm-up and ramp-up with the schedule.
 """
 import argparse
 import glob
@@ -17,14 +21,15 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import mmseg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-AEL = 'configs/ael/ael_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py'
-MT = 'configs/ael_baselines/cutmix-mt_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py'
-SUP = 'configs/ael_baselines/supervised_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py'
+AEL = 'configs/ael/ael_unet-s4-d8_fcn_1xb4-1600_longtail-toy-64x64.py'
+MT = 'configs/ael_baselines/cutmix-mt_unet-s4-d8_fcn_1xb4-1600_longtail-toy-64x64.py'
+SUP = 'configs/ael_baselines/supervised_unet-s4-d8_fcn_1xb4-1600_longtail-toy-64x64.py'
+TAIL = ('red_disc', 'thin_pole', 'dotted_triangle', 'brown_ring')
 METHODS = {'supervised': (SUP, []), 'cutmix-mt': (MT, []), 'ael': (AEL, [])}
 # CutMix mean teacher plus one AEL part (the paper's ablation table).
 ABLATIONS = {
@@ -35,11 +40,17 @@ ABLATIONS = {
 }
 
 
-def run(name: str, config: str, options: List[str], seed: int, iters: int, out: str) -> dict:
+def run(name: str, config: str, options: List[str], seed: int, iters: Optional[int],
+        out: str) -> dict:
     work_dir = osp.join(out, f'{name}_seed{seed}')
     train = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py')
-    opts = [f'randomness.seed={seed}', f'train_cfg.max_iters={iters}',
-            f'param_scheduler.0.end={iters}', f'train_cfg.val_interval={iters}', *options]
+    opts = [f'randomness.seed={seed}', *options]
+    if iters:  # the same proportions as the config: half warm-up, 1/8 ramp-up
+        opts += [f'train_cfg.max_iters={iters}', f'param_scheduler.0.end={iters}',
+                 f'train_cfg.val_interval={iters // 2}',
+                 f'default_hooks.checkpoint.interval={iters // 2}',
+                 f'model.semi_train_cfg.warmup_iters={iters // 2}',
+                 f'model.semi_train_cfg.rampup_iters={iters // 8}']
     start = time.time()
     with open(work_dir + '.log', 'w') as log:
         proc = subprocess.run([sys.executable, train, osp.join(REPO, config), '--work-dir',
@@ -63,7 +74,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--iters', type=int, default=800)
+    parser.add_argument('--iters', type=int, default=None,
+                        help='schedule length (default: the configs\' 1600)')
     parser.add_argument('--ablations', action='store_true')
     parser.add_argument('--out', default='work_dirs/benchmark_toy')
     args = parser.parse_args()
@@ -78,7 +90,9 @@ def main() -> None:
             print(f'[benchmark] {name} seed {seed} ...', flush=True)
             results.setdefault(name, []).append(
                 run(name, config, options, seed, args.iters, args.out))
-    print(f'\n{args.iters} iterations, seeds {args.seeds}, CPU '
+            with open(osp.join(args.out, 'results.json'), 'w') as f:  # partial results
+                json.dump(results, f, indent=1)
+    print(f'\n{args.iters or 1600} iterations, seeds {args.seeds}, CPU '
           f'({os.cpu_count()} cores); mean ± std over seeds\n')
     print('| method | teacher mIoU | teacher tail mIoU | student mIoU | student tail mIoU '
           '| wall time per run (s) |')
@@ -87,6 +101,12 @@ def main() -> None:
         cells = [fmt([r[f'{m}/{k}'] for r in runs]) for m in ('teacher', 'student')
                  for k in ('mIoU', 'mIoU.tail')]
         print(f'| {name} | ' + ' | '.join(cells) + f' | {fmt([r["wall"] for r in runs])} |')
+    print(f'\nTeacher IoU per tail class (mean ± std over seeds): {", ".join(TAIL)}\n')
+    print('| method | ' + ' | '.join(TAIL) + ' |')
+    print('|---|' + '---:|' * len(TAIL))
+    for name, runs in results.items():
+        cells = [fmt([r.get(f'teacher/IoU.{c}', float('nan')) for r in runs]) for c in TAIL]
+        print(f'| {name} | ' + ' | '.join(cells) + ' |')
     with open(osp.join(args.out, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
 

@@ -6,8 +6,14 @@ images, long-tailed block labels, ``ael_role``/``sample_idx``/``acm_class``
 metainfo). A step is ``model.train_step`` (data preprocessor, forward, losses,
 backward, SGD step) followed by the hooks' per-step work (``TeacherEMAHook``:
 EMA update; ``ConfidenceBankHook``: ``pop_pending``/``update`` and presence
-write), on a stand-in runner. Data loading is NOT timed; the real loop's data
-wait is ``data_time`` in the training logs.
+write), on a stand-in runner.
+
+Data wait is measured separately, with the config's real train data loader
+(its dataset, SemiSegSampler with the adaptive ACM source choice installed,
+pipelines and default ``num_workers``): AEL steps on real batches, timing
+``next(loader)`` (the wait) against the whole step, after the workers warmed
+up. It needs the config's dataset on disk (for the toy config it is generated
+when missing); ``--data-steps 0`` skips it.
 
 Memory: on CUDA, ``torch.cuda.max_memory_allocated`` per mode (reset before
 the mode's model is built, minus what was allocated then: model, optimizer
@@ -72,6 +78,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--num-pairs', type=int, default=2, help='P CutMix pairs')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--repeats', type=int, default=20)
+    parser.add_argument('--data-steps', type=int, default=30,
+                        help='AEL steps on the real data loader to measure data wait (0: skip)')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch CPU threads (0: torch default); on a loaded host use '
                         'fewer than the free cores, oversubscription swamps the timings')
@@ -208,14 +216,15 @@ def median_ms(values: List[float]) -> float:
     return 1e3 * statistics.median(values)
 
 
-def run_mode(args: argparse.Namespace, mode: str, batch: Tuple[List, List]) -> dict:
+def build_mode(args: argparse.Namespace, mode: str, batch: Tuple[List, List]) -> dict:
+    """Build one mode, warm it up and measure its peak memory (model, optimizer, step)."""
     gc.collect()
     if args.device == 'cuda':
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        try:  # hand freed heap of the previous mode back to the OS
+        try:  # hand freed heap back to the OS
             ctypes.CDLL('libc.so.6').malloc_trim(0)
         except (OSError, AttributeError):
             pass
@@ -223,25 +232,84 @@ def run_mode(args: argparse.Namespace, mode: str, batch: Tuple[List, List]) -> d
         env = build(args, mode)
         for _ in range(args.warmup):
             step(env, batch, args.device)
-        times = [step(env, batch, args.device) for _ in range(args.repeats)]
     if args.device == 'cuda':
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = rss.peak - rss.base
-    result = dict(step=median_ms(times), peak_mib=peak / 2**20)
-    if mode == 'ael':
-        parts = defaultdict(float)
-        install_timers(env, parts, args.device)
-        per_step = []
-        for _ in range(args.repeats):
-            parts.clear()
-            total = step(env, batch, args.device)
-            per_step.append(dict(parts, other=total - sum(parts.values()), total=total))
-        names = sorted({k for s in per_step for k in s} - {'total', 'other'}) + ['other']
-        result['parts'] = {k: median_ms([s.get(k, 0.0) for s in per_step]) for k in names}
-        result['wrapped_step'] = median_ms([s['total'] for s in per_step])
-    del env
-    return result
+    return dict(env=env, peak_mib=peak / 2**20)
+
+
+def time_modes(args: argparse.Namespace, results: Dict[str, dict],
+               batch: Tuple[List, List]) -> None:
+    """Median step time per mode, steps interleaved so all modes share the host's load."""
+    times: Dict[str, List[float]] = defaultdict(list)
+    for _ in range(args.repeats):
+        for mode, res in results.items():
+            times[mode].append(step(res['env'], batch, args.device))
+    for mode, res in results.items():
+        res['step'] = median_ms(times[mode])
+
+
+def breakdown(args: argparse.Namespace, env: SimpleNamespace, batch: Tuple[List, List]) -> dict:
+    """The AEL step again, with timers around its parts."""
+    parts: Dict[str, float] = defaultdict(float)
+    install_timers(env, parts, args.device)
+    per_step = []
+    for _ in range(args.repeats):
+        parts.clear()
+        total = step(env, batch, args.device)
+        per_step.append(dict(parts, other=total - sum(parts.values()), total=total))
+    names = sorted({k for s in per_step for k in s} - {'total', 'other'}) + ['other']
+    return dict(parts={k: median_ms([s.get(k, 0.0) for s in per_step]) for k in names},
+                wrapped_step=median_ms([s['total'] for s in per_step]))
+
+
+def data_wait(args: argparse.Namespace) -> dict:
+    """Median data wait and step time of AEL on the config's real train data loader."""
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(args.config)
+    loader_cfg = cfg.train_dataloader
+    toy_root = osp.join(REPO, 'data/longtail_toy')
+    if loader_cfg.dataset.labeled.data_root == 'data/longtail_toy' and \
+            not osp.isfile(osp.join(toy_root, 'splits/val.txt')):
+        from ael_mmseg.testing import make_longtail_toy
+        make_longtail_toy(toy_root)
+    for side in ('labeled', 'unlabeled'):
+        root = loader_cfg.dataset[side].data_root
+        if not osp.isabs(root):
+            loader_cfg.dataset[side].data_root = osp.join(REPO, root)
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    sampler = loader.sampler
+    crop = tuple(cfg.model.data_preprocessor.size)
+    env = build(argparse.Namespace(**dict(vars(args), size=crop[0])), 'ael')
+    env.model.cutmix.resize_presence(len(loader.dataset.unlabeled))
+    hook = env.hooks[1]
+    hook._presence_cpu = env.model.cutmix.presence.detach().cpu().clone()
+    hook._confidence_cpu = env.model.confidence_bank.confidence.detach().cpu()
+    sampler.source_selector = hook.select_source  # what ConfidenceBankHook installs
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    for _ in range(1000):
+        hook.select_source(generator)
+    select_us = (time.perf_counter() - start) * 1e3
+    iterator = iter(loader)
+    waits, steps = [], []
+    for i in range(args.warmup + args.data_steps):
+        MessageHub.get_current_instance().update_info('iter', env.runner.iter)
+        start = time.perf_counter()
+        data = next(iterator)
+        got = time.perf_counter()
+        env.model.train_step(data, env.optim_wrapper)
+        for h in env.hooks:
+            h.after_train_iter(env.runner, 0)
+        sync(args.device)
+        env.runner.iter += 1
+        if i >= args.warmup:
+            waits.append(got - start)
+            steps.append(time.perf_counter() - start)
+    return dict(wait=median_ms(waits), step=median_ms(steps),
+                share=100 * sum(waits) / sum(steps), select_us=select_us,
+                workers=loader_cfg.get('num_workers', 0), batch=loader_cfg.batch_size)
 
 
 def main() -> None:
@@ -251,15 +319,18 @@ def main() -> None:
     init_default_scope('mmseg')
     num_classes = Config.fromfile(args.config).model.segmentor.decode_head.num_classes
     batch = make_batch(args, num_classes)
-    results = {mode: run_mode(args, mode, batch) for mode in MODES}
+    results = {mode: build_mode(args, mode, batch) for mode in MODES}
+    time_modes(args, results, batch)
     sup, mt, ael = (results[m] for m in MODES)
+    ael.update(breakdown(args, ael['env'], batch))
     device = torch.cuda.get_device_name() if args.device == 'cuda' else \
         f'cpu ({torch.get_num_threads()} threads)'
     memory = 'CUDA max_memory_allocated' if args.device == 'cuda' else 'peak RSS delta'
     print(f'\n{osp.basename(args.config)} on {device}, torch {torch.__version__}; batch '
           f'{args.num_labeled} labeled + {args.num_labeled} paste + {args.num_pairs} pairs '
-          f'at {args.size}x{args.size}; median of {args.repeats} steps after {args.warmup} '
-          'warm-up; data loading not included\n')
+          f'at {args.size}x{args.size}; median of {args.repeats} steps per mode after '
+          f'{args.warmup} warm-up, modes interleaved step by step; data loading not '
+          'included\n')
     print(f'| mode | step (ms) | peak memory, {memory} (MiB) |\n|---|---:|---:|')
     for mode, res in results.items():
         print(f"| {mode} | {res['step']:.1f} | {res['peak_mib']:.1f} |")
@@ -274,6 +345,17 @@ def main() -> None:
           '| part | median (ms) | share of step |\n|---|---:|---:|')
     for name, value in sorted(ael['parts'].items(), key=lambda kv: -kv[1]):
         print(f"| {name} | {value:.2f} | {100 * value / ael['wrapped_step']:.1f} % |")
+    if args.data_steps > 0:
+        data = data_wait(args)
+        print(f"\nData wait with the real train loader ({data['workers']} workers, batch "
+              f"{data['batch']}, {args.data_steps} AEL steps after {args.warmup}):\n\n"
+              '| quantity | value |\n|---|---:|\n'
+              f"| median data wait (ms) | {data['wait']:.1f} |\n"
+              f"| median step incl. wait (ms) | {data['step']:.1f} |\n"
+              f"| data wait share of step time | {data['share']:.1f} % (goal < 5 %: "
+              f"{'met' if data['share'] < 5 else 'NOT met'}) |\n"
+              f"| ACM source choice on the host, in the sampler (us per pair) | "
+              f"{data['select_us']:.1f} |")
 
 
 if __name__ == '__main__':

@@ -172,7 +172,7 @@ class ConfidenceBankHook(Hook):
     @staticmethod
     def _checkpoint_due(runner) -> bool:
         """Whether a CheckpointHook saves after this iteration (its own rule)."""
-        for hook in runner.hooks:
+        for hook in getattr(runner, 'hooks', ()):
             if isinstance(hook, CheckpointHook) and not hook.by_epoch and (
                     hook.every_n_train_iters(runner, hook.interval, hook.save_begin) or
                     (hook.save_last and hook.is_last_train_iter(runner))):
