@@ -83,3 +83,24 @@ def test_ael_trains_validates_and_checkpoints_through_stock_train(tmp_path, toy_
     ael_state = checkpoint['ael_state']
     assert len(ael_state['torch_rng']) == 1 and 'cpu' in ael_state['torch_rng'][0]
     assert isinstance(ael_state['sampler_seed'], int)
+
+
+def test_bank_series_reach_tensorboard(tmp_path, toy_root):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    config = tmp_path / 'toy_tensorboard.py'
+    config.write_text(f"_base_ = ['{TOY_CONFIG}']\n"
+                      "visualizer = dict(vis_backends=[dict(type='LocalVisBackend'),\n"
+                      "                                dict(type='TensorboardVisBackend')])\n")
+    work_dir = tmp_path / 'work'
+    run_stock_tool('train.py', [str(config), '--work-dir', str(work_dir),
+                                '--cfg-options', *tiny_toy_options(toy_root)],
+                   cwd=str(tmp_path))
+    events = glob.glob(osp.join(str(work_dir), '*', 'vis_data', 'events.out.tfevents.*'))
+    assert events, 'no TensorBoard event file'
+    accumulator = EventAccumulator(events[0])
+    accumulator.Reload()
+    tags = set(accumulator.Tags()['scalars'])
+    for series in ('conf', 'acm_prob', 'acp_prob', 'aes_rate'):
+        assert f'ael/{series}/red_disc' in tags, series
+    assert len(accumulator.Scalars('ael/conf/red_disc')) == 4  # every iteration (interval 1)
+    assert {'teacher/mIoU', 'student/mIoU', 'teacher/IoU.thin_pole'} <= tags
