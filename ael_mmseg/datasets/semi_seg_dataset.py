@@ -79,7 +79,24 @@ class SemiSegDataset(Dataset):
         if len(dataset) == 0:
             raise ValueError(f'SemiSegDataset: the {name} split is empty (data_root='
                              f"{data_root!r}, data_prefix={cfg.get('data_prefix')!r})")
+        SemiSegDataset._check_files(name, dataset, with_labels=name == 'labeled')
         return dataset
+
+    @staticmethod
+    def _check_files(name: str, dataset, with_labels: bool) -> None:
+        """Refuse a split that lists files which are not there (a half-copied folder)."""
+        keys = ('img_path', 'seg_map_path') if with_labels else ('img_path', )
+        # get_data_info: the list itself is serialised away after loading.
+        infos = (dataset.get_data_info(i) for i in range(len(dataset)))
+        missing = [info[key] for info in infos for key in keys
+                   if info.get(key) and '://' not in str(info[key])  # local files only
+                   and not osp.isfile(info[key])]
+        if missing:
+            shown = ', '.join(repr(path) for path in missing[:5])
+            more = f' (+{len(missing) - 5} more)' if len(missing) > 5 else ''
+            raise FileNotFoundError(
+                f'SemiSegDataset: {len(missing)} file(s) listed by the {name} split '
+                f'({len(dataset)} samples) do not exist: {shown}{more}')
 
     @property
     def metainfo(self) -> dict:

@@ -1,3 +1,4 @@
+import os
 import os.path as osp
 import shutil
 
@@ -69,3 +70,23 @@ def test_corrupt_image_names_the_file(toy_root, tmp_path):
     dataset = build(root)
     with pytest.raises(RuntimeError, match='train_00007.png'):
         dataset[('unsup', 1)]  # unlabeled ids start after the 6 labeled ones
+
+
+def test_missing_data_root_and_split_file_are_named(toy_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"labeled.data_root '.*nowhere' does not exist"):
+        build(str(tmp_path / 'nowhere'))
+    with pytest.raises(FileNotFoundError, match=r'unlabeled split file .*missing\.txt'):
+        build(toy_root, unlabeled_ann='splits/missing.txt')
+
+
+@pytest.mark.parametrize('side,folder,sample', [('unlabeled', 'img_dir', 'train_00009'),
+                                                ('labeled', 'ann_dir', 'train_00002')])
+def test_split_listing_missing_files_is_refused_before_training(toy_root, tmp_path, side,
+                                                                folder, sample):
+    root = str(tmp_path / 'toy')
+    shutil.copytree(toy_root, root)
+    os.remove(osp.join(root, folder, 'train', sample + '.png'))
+    with pytest.raises(FileNotFoundError,
+                       match=rf'1 file\(s\) listed by the {side} split .* do not exist: '
+                             rf"'.*{folder}/train/{sample}\.png'"):
+        build(root)
