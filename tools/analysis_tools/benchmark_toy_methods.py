@@ -36,7 +36,10 @@ ABLATIONS = {
     'mt+dr': (MT, ['model.unsup_loss.use_dynamic_reweighting=True']),
     'mt+aes': (MT, ['model.unsup_loss.use_equalization_sampling=True']),
     'mt+acm': (MT, ['model.cutmix.adaptive=True']),
-    'ael-aes': (AEL, ['model.unsup_loss.use_equalization_sampling=False']),
+    # ACP needs the copy-paste sources of the AEL config: AEL with the other three off.
+    'mt+acp': (AEL, ['model.cutmix.adaptive=False',
+                     'model.unsup_loss.use_dynamic_reweighting=False',
+                     'model.unsup_loss.use_equalization_sampling=False']),
 }
 
 
@@ -77,6 +80,11 @@ def main() -> None:
     parser.add_argument('--iters', type=int, default=None,
                         help='schedule length (default: the configs\' 1600)')
     parser.add_argument('--ablations', action='store_true')
+    parser.add_argument('--only', nargs='+', metavar='METHOD',
+                        help=f'run only these of {sorted(METHODS) + sorted(ABLATIONS)}')
+    parser.add_argument('--append', action='store_true',
+                        help='add to the results.json of --out (e.g. ablations after the '
+                        'main methods) and print the table of everything in it')
     parser.add_argument('--out', default='work_dirs/benchmark_toy')
     args = parser.parse_args()
     if not osp.isfile(osp.join(REPO, 'data/longtail_toy/splits/val.txt')):
@@ -84,7 +92,17 @@ def main() -> None:
                         '--out', osp.join(REPO, 'data/longtail_toy')], check=True)
     os.makedirs(args.out, exist_ok=True)
     methods = dict(METHODS, **(ABLATIONS if args.ablations else {}))
+    if args.only:
+        unknown = sorted(set(args.only) - set(METHODS) - set(ABLATIONS))
+        if unknown:
+            parser.error(f'unknown method(s) {unknown}; valid: '
+                         f'{sorted(METHODS) + sorted(ABLATIONS)}')
+        methods = {name: {**METHODS, **ABLATIONS}[name] for name in args.only}
     results: Dict[str, List[dict]] = {}
+    saved = osp.join(args.out, 'results.json')
+    if args.append and osp.isfile(saved):
+        with open(saved) as f:
+            results = json.load(f)
     for seed in args.seeds:
         for name, (config, options) in methods.items():
             print(f'[benchmark] {name} seed {seed} ...', flush=True)
