@@ -71,8 +71,12 @@ def test_skip_mode_skips_the_update_and_the_bank_with_a_warning(monkeypatch):
                         lambda msg, *args, **kwargs: messages.append(msg))
 
     before = _params(model)
+    buffers = [b.clone() for b in model.buffers() if b.dtype.is_floating_point]
     log_vars = model.train_step(_data(nan=True), optim)
     assert all(torch.equal(a, b) for a, b in zip(before, _params(model)))
+    # BN running statistics (student and teacher) were rolled back too.
+    after = [b for b in model.buffers() if b.dtype.is_floating_point]
+    assert all(torch.equal(a, b) for a, b in zip(buffers, after))
     assert model.confidence_bank.pending is None and model.cutmix.pending_presence is None
     assert 'loss' not in log_vars and all(math.isfinite(float(v)) for v in log_vars.values())
     assert len(messages) == 1 and 'iteration 7' in messages[0]
@@ -96,3 +100,11 @@ def test_raise_mode_leaves_the_step_to_mmengine():
 def test_unknown_nonfinite_option_is_refused():
     with pytest.raises(ValueError, match="nonfinite_loss must be 'raise' or 'skip', got 'warn'"):
         _model(nonfinite_loss='warn')
+
+
+def test_skip_mode_refuses_gradient_accumulation():
+    model = _model(nonfinite_loss='skip')
+    optim = OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.1),
+                         accumulative_counts=2)
+    with pytest.raises(ValueError, match='accumulative_counts > 1'):
+        model.train_step(_data(), optim)

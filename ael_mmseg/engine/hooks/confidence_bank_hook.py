@@ -117,7 +117,13 @@ class ConfidenceBankHook(Hook):
                       'restored, so the run goes on but does not repeat an uninterrupted '
                       'run exactly', logger='current', level=WARNING)
             return
-        num_states = len(state.get('torch_rng') or [])
+        if state.get('torch_rng') is None:
+            print_log(f'ConfidenceBankHook: {where} saved outside the CheckpointHook interval '
+                      '(e.g. a best checkpoint): the random state of the AEL sampling is not '
+                      'restored, so the run does not repeat an uninterrupted run exactly',
+                      logger='current', level=WARNING)
+            return
+        num_states = len(state['torch_rng'])
         if num_states != dist.get_world_size():
             print_log(f'ConfidenceBankHook: {where} saved by {num_states} process(es), now '
                       f'{dist.get_world_size()}: the random state of the AEL sampling is not '
@@ -231,7 +237,10 @@ class ConfidenceBankHook(Hook):
         # Called on rank 0 only; the states of all ranks were gathered before.
         states = self._rank_rng_states
         if states is None or self._rng_resume is None:
-            states = [get_torch_rng_state()]  # a save outside the CheckpointHook rule
+            # A save outside the CheckpointHook rule (e.g. a best checkpoint after a
+            # validation): the other ranks' states are not at hand and this rank's
+            # may have moved since the step; resuming from it is not exact.
+            states = None
         checkpoint['ael_state'] = dict(
             torch_rng=states,
             sampler_seed=self._sampler.seed if self._sampler is not None else None)

@@ -228,12 +228,20 @@ class AELSegmentor(BaseSegmentor):
     def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
         """mmengine's step; with ``nonfinite_loss='skip'`` a NaN/inf loss skips the update.
 
-        A skipped step changes no parameter, discards the bank statistics and
-        presence rows it staged, logs a warning naming the iteration and the
-        non-finite losses, and returns only the finite log values.
+        A skipped step changes no parameter and no BN statistic (they are
+        restored), discards the bank statistics and presence rows it staged,
+        logs a warning naming the iteration and the non-finite losses, and
+        returns only the finite log values. Not with gradient accumulation.
         """
         if self.semi_train_cfg['nonfinite_loss'] != 'skip':
             return super().train_step(data, optim_wrapper)
+        if getattr(optim_wrapper, '_accumulative_counts', 1) > 1:
+            raise ValueError("semi_train_cfg.nonfinite_loss='skip' cannot be combined with "
+                             'optim_wrapper.accumulative_counts > 1 (a skipped step would shift '
+                             "the accumulation window); use 'raise'")
+        # The forward updates BN running statistics: keep them to roll back.
+        buffers = [b for b in self.buffers() if b.dtype.is_floating_point]
+        saved = [b.clone() for b in buffers]
         with optim_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
             losses = self._run_forward(data, mode='loss')
@@ -250,6 +258,7 @@ class AELSegmentor(BaseSegmentor):
                   'this step (no parameter update, no bank update)', logger='current',
                   level=30)
         optim_wrapper.zero_grad()
+        torch._foreach_copy_(buffers, saved)
         self.confidence_bank.pop_pending()
         if self.cutmix is not None and hasattr(self.cutmix, 'pending_presence'):
             self.cutmix.pending_presence = None
