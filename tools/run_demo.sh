@@ -30,7 +30,7 @@ run() {  # label config
     echo "[demo] training $1 (${ITERS:-1600} iterations, CPU) -> $OUT/$1"
     { rc=0; "$PY" "$TRAIN" "$2" --work-dir "$OUT/$1" ${opts[@]:+--cfg-options "${opts[@]}"} 2>&1 || rc=$?
       echo "$rc" > "$OUT/$1.rc"; } | tee "$OUT/$1.log" |
-        grep --line-buffered -E "Iter\(train\)|Iter\(val\) \[|mIoU" || true
+        grep --line-buffered -E "Iter\(train\)|Iter\(val\) \[" || true
     [ "$(cat "$OUT/$1.rc")" -eq 0 ] || { echo "[demo] $1 failed, see $OUT/$1.log"; exit 1; }
 }
 mkdir -p "$OUT"
