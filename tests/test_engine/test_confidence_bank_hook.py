@@ -2,6 +2,7 @@ import os
 import socket
 from types import SimpleNamespace
 
+import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
@@ -141,3 +142,11 @@ def test_bank_and_presence_identical_on_two_ranks_with_different_labels():
     # both ranks' unlabeled images (0,1 and 2,3) are in the shared table
     final = by_step[2][0][2]
     assert final[:, :4].any(dim=0).all()
+
+
+def test_dataset_and_model_class_counts_must_agree():
+    model = SimpleNamespace(confidence_bank=object(), num_classes=10, cutmix=None)
+    dataset = SimpleNamespace(metainfo=dict(classes=[f'c{i}' for i in range(19)]))
+    runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(dataset=dataset))
+    with pytest.raises(ValueError, match=r'dataset has 19 classes .* num_classes=10'):
+        ConfidenceBankHook().before_train(runner)

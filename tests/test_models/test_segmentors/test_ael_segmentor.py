@@ -196,3 +196,16 @@ def test_logits_resolution_mode_matches_the_head_grid(model_cfg):
     assert counts.sum() == 2 * head_grid[0] * head_grid[1]  # bank on the head grid too
     with pytest.raises(ValueError, match='loss_resolution'):
         build(model_cfg, semi_train_cfg=dict(loss_resolution='full'))
+
+
+@pytest.mark.parametrize('key, value, match', [
+    ('pseudo_label_thresh', 1.5, r'pseudo_label_thresh must be in \[0, 1\], got 1.5'),
+    ('ema_momentum', -0.1, r'ema_momentum must be in \[0, 1\], got -0.1'),
+    ('unsup_weight', -1.0, 'unsup_weight must be >= 0'),
+    ('warmup_iters', -5, 'warmup_iters must be an int >= 0, got -5'),
+    ('teacher_bn_mode', 'frozen', "teacher_bn_mode must be 'train' or 'eval'"),
+    ('loss_resolution', 'half', "loss_resolution must be 'input' or 'logits'"),
+])
+def test_out_of_range_options_are_named(model_cfg, key, value, match):
+    with pytest.raises(ValueError, match=match):
+        build(model_cfg, semi_train_cfg={key: value})
