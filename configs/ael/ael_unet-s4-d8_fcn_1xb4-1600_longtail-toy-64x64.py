@@ -51,7 +51,8 @@ model = dict(
             num_classes=num_classes,
             norm_cfg=norm_cfg,
             align_corners=False,
-            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+            loss_decode=dict(
+                type='ProbOhemCrossEntropyLoss', thresh=0.7, min_kept=1400, loss_weight=1.0)),
         auxiliary_head=dict(
             type='FCNHead',
             in_channels=32,
@@ -63,7 +64,8 @@ model = dict(
             num_classes=num_classes,
             norm_cfg=norm_cfg,
             align_corners=False,
-            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+            loss_decode=dict(
+                type='ProbOhemCrossEntropyLoss', thresh=0.7, min_kept=1400, loss_weight=0.4)),
         train_cfg=dict(),
         test_cfg=dict(mode='whole')),
     semi_train_cfg=dict(warmup_iters=800, rampup_iters=200, pseudo_label_thresh=0.7))

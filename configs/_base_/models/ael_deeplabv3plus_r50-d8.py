@@ -5,7 +5,13 @@ _base_ = ['mmseg::_base_/models/deeplabv3plus_r50-d8.py']
 custom_imports = dict(imports=['ael_mmseg'], allow_failed_imports=False)
 
 segmentor = _base_.model
-segmentor.decode_head.sampler = dict(type='OHEMPixelSampler', thresh=0.7, min_kept=100000)
+# The original's supervised loss: OHEM (thresh 0.7, min_kept 100000 per GPU batch)
+# on both heads, averaged over the kept pixels (see ProbOhemCrossEntropyLoss for
+# why not mmseg's OHEMPixelSampler).
+segmentor.decode_head.loss_decode = dict(
+    type='ProbOhemCrossEntropyLoss', thresh=0.7, min_kept=100000, loss_weight=1.0)
+segmentor.auxiliary_head.loss_decode = dict(
+    type='ProbOhemCrossEntropyLoss', thresh=0.7, min_kept=100000, loss_weight=0.4)
 model = dict(
     _delete_=True,
     type='AELSegmentor',
