@@ -8,6 +8,10 @@ wall time per run.
     python tools/analysis_tools/benchmark_toy_methods.py                 # 3 seeds, 1600 it.
     python tools/analysis_tools/benchmark_toy_methods.py --ablations     # + one-part ablations
     python tools/analysis_tools/benchmark_toy_methods.py --iters 800     # another length
+    python tools/analysis_tools/benchmark_toy_methods.py --jobs 2        # 2 runs at a time
+
+With ``--jobs N`` each run gets ``cpu_count // N`` threads; the wall times are
+then those of runs sharing the machine.
 
 The methods are the README main job's configs (UNet, supervised warm-up for
 the first half); ``--iters`` scales the warm-up and ramp-up with the schedule.
@@ -21,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
 import mmseg
@@ -44,7 +49,7 @@ ABLATIONS = {
 
 
 def run(name: str, config: str, options: List[str], seed: int, iters: Optional[int],
-        out: str) -> dict:
+        out: str, threads: Optional[int] = None) -> dict:
     work_dir = osp.join(out, f'{name}_seed{seed}')
     train = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py')
     opts = [f'randomness.seed={seed}', *options]
@@ -54,11 +59,12 @@ def run(name: str, config: str, options: List[str], seed: int, iters: Optional[i
                  f'default_hooks.checkpoint.interval={iters // 2}',
                  f'model.semi_train_cfg.warmup_iters={iters // 2}',
                  f'model.semi_train_cfg.rampup_iters={iters // 8}']
+    env = dict(os.environ, **({'OMP_NUM_THREADS': str(threads)} if threads else {}))
     start = time.time()
     with open(work_dir + '.log', 'w') as log:
         proc = subprocess.run([sys.executable, train, osp.join(REPO, config), '--work-dir',
                                work_dir, '--cfg-options', *opts], cwd=REPO, stdout=log,
-                              stderr=subprocess.STDOUT)
+                              stderr=subprocess.STDOUT, env=env)
     if proc.returncode:
         raise RuntimeError(f'{name} seed {seed} failed; see {work_dir}.log')
     scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
@@ -85,8 +91,12 @@ def main() -> None:
     parser.add_argument('--append', action='store_true',
                         help='add to the results.json of --out (e.g. ablations after the '
                         'main methods) and print the table of everything in it')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs at a time, each with cpu_count // jobs threads')
     parser.add_argument('--out', default='work_dirs/benchmark_toy')
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f'--jobs must be at least 1, got {args.jobs}')
     if not osp.isfile(osp.join(REPO, 'data/longtail_toy/splits/val.txt')):
         subprocess.run([sys.executable, osp.join(REPO, 'tools/misc/generate_longtail_toy.py'),
                         '--out', osp.join(REPO, 'data/longtail_toy')], check=True)
@@ -103,15 +113,23 @@ def main() -> None:
     if args.append and osp.isfile(saved):
         with open(saved) as f:
             results = json.load(f)
-    for seed in args.seeds:
-        for name, (config, options) in methods.items():
-            print(f'[benchmark] {name} seed {seed} ...', flush=True)
-            results.setdefault(name, []).append(
-                run(name, config, options, seed, args.iters, args.out))
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+
+    def one(job):
+        seed, name = job
+        config, options = methods[name]
+        print(f'[benchmark] {name} seed {seed} ...\n', end='', flush=True)  # one write per line
+        return run(name, config, options, seed, args.iters, args.out, threads)
+
+    jobs = [(seed, name) for seed in args.seeds for name in methods]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        # map keeps the order of `jobs`, so each method's runs stay in seed order.
+        for (seed, name), result in zip(jobs, pool.map(one, jobs)):
+            results.setdefault(name, []).append(result)
             with open(osp.join(args.out, 'results.json'), 'w') as f:  # partial results
                 json.dump(results, f, indent=1)
     print(f'\n{args.iters or 1600} iterations, seeds {args.seeds}, CPU '
-          f'({os.cpu_count()} cores); mean ± std over seeds\n')
+          f'({os.cpu_count()} cores, {args.jobs} run(s) at a time); mean ± std over seeds\n')
     print('| method | teacher mIoU | teacher tail mIoU | student mIoU | student tail mIoU '
           '| wall time per run (s) |')
     print('|---|---:|---:|---:|---:|---:|')
