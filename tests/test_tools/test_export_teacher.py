@@ -109,6 +109,12 @@ def test_plain_config_is_stock_mmseg_with_the_toy_data(run, toy_root):
     ael = Config.fromfile(run.ael_cfg)
     expected_model = ael.model.segmentor.to_dict()
     expected_model['data_preprocessor'] = ael.model.data_preprocessor.to_dict()
+    # The plugin's OHEM loss (training only) becomes its stock base class.
+    for head in ('decode_head', 'auxiliary_head'):
+        loss = expected_model[head]['loss_decode']
+        assert loss['type'] == 'ProbOhemCrossEntropyLoss'
+        expected_model[head]['loss_decode'] = dict(type='CrossEntropyLoss',
+                                                   loss_weight=loss['loss_weight'])
     assert cfg.model.to_dict() == expected_model
     assert cfg.val_cfg.type == 'ValLoop' and cfg.test_cfg.type == 'TestLoop'
     for key in ('val_dataloader', 'test_dataloader'):

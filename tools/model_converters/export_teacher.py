@@ -10,8 +10,8 @@ segmentors, strips its prefix and writes::
 which stock MMSeg loads into the *plain* segmentor (the ``model.segmentor``
 dict of the AEL config). With ``--out-config`` it also writes that plain
 config: the segmentor with the AEL model's data preprocessor, the val/test
-dataloaders and evaluators, and the runtime settings, with plugin datasets
-and metrics swapped for their stock base classes, so that
+dataloaders and evaluators, and the runtime settings, with plugin datasets,
+metrics and head losses swapped for their stock base classes, so that
 ``mmseg.apis.init_model``, ``MMSegInferencer`` and the stock ``tools/test.py``
 run without ``ael_mmseg``::
 
@@ -217,6 +217,26 @@ def _stock_dataloader(dataloader: dict, where: str) -> dict:
     return dataloader
 
 
+def _stock_losses(segmentor: dict) -> dict:
+    """Plugin losses of the heads -> their stock base (only training reads them)."""
+    from mmseg.registry import MODELS
+    for head_key in ('decode_head', 'auxiliary_head'):
+        heads = segmentor.get(head_key)
+        for index, head in enumerate(heads if isinstance(heads, list) else [heads]):
+            if not isinstance(head, dict):
+                continue
+            where = f'model.{head_key}' + (f'[{index}]' if isinstance(heads, list) else '')
+            losses = head.get('loss_decode')
+            if isinstance(losses, dict) and isinstance(losses.get('type'), str):
+                head['loss_decode'] = to_stock(losses, MODELS, f'{where}.loss_decode')
+            elif isinstance(losses, (list, tuple)):
+                head['loss_decode'] = [
+                    to_stock(loss, MODELS, f'{where}.loss_decode[{i}]')
+                    if isinstance(loss, dict) and isinstance(loss.get('type'), str) else loss
+                    for i, loss in enumerate(losses)]
+    return segmentor
+
+
 def _plain_default_hooks(hooks: dict) -> dict:
     """The AEL hooks save the best ``teacher/mIoU``; a plain run reports ``mIoU``."""
     checkpoint = hooks.get('checkpoint')
@@ -241,6 +261,7 @@ def plain_config(ael_cfg: Config) -> Config:
     ael = copy.deepcopy(ael_cfg.to_dict())
     segmentor = ael['model']['segmentor']
     segmentor['data_preprocessor'] = ael['model'].get('data_preprocessor')
+    segmentor = _stock_losses(segmentor)
     plain = dict(model=segmentor)
     for key in RUNTIME_KEYS:
         if key in ael:

@@ -2,14 +2,14 @@
 from typing import Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from mmseg.models.losses import CrossEntropyLoss
 from mmseg.registry import MODELS
 from torch import Tensor
 
 
 @MODELS.register_module()
-class ProbOhemCrossEntropyLoss(nn.Module):
+class ProbOhemCrossEntropyLoss(CrossEntropyLoss):
     """Cross-entropy over the hard pixels of a batch, averaged over those pixels.
 
     The supervised loss of the original AEL code (``ProbOhemCrossEntropy2d``
@@ -33,6 +33,10 @@ class ProbOhemCrossEntropyLoss(nn.Module):
     ``num_valid`` in Python, which gives the same selection), and a batch
     without labeled pixels gives a zero loss instead of NaN.
 
+    A subclass of MMSeg's ``CrossEntropyLoss`` (softmax, no class weights), so
+    ``tools/model_converters/export_teacher.py`` can write a plain MMSeg config
+    with the stock loss in its place.
+
     Args:
         thresh (float): Probability at or below which a pixel is hard.
             Default: 0.7.
@@ -48,7 +52,6 @@ class ProbOhemCrossEntropyLoss(nn.Module):
                  min_kept: int = 100000,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_ce') -> None:
-        super().__init__()
         if not 0.0 <= thresh <= 1.0:
             raise ValueError(f'ProbOhemCrossEntropyLoss: thresh must be in [0, 1], got {thresh}')
         if int(min_kept) != min_kept or min_kept < 0:
@@ -57,10 +60,9 @@ class ProbOhemCrossEntropyLoss(nn.Module):
         if not loss_name.startswith('loss_'):
             raise ValueError(f"ProbOhemCrossEntropyLoss: loss_name must start with 'loss_' "
                              f'(mmengine only back-propagates those), got {loss_name!r}')
+        super().__init__(loss_weight=loss_weight, loss_name=loss_name)
         self.thresh = float(thresh)
         self.min_kept = int(min_kept)
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     @torch.no_grad()
     def kept_mask(self, cls_score: Tensor, label: Tensor, ignore_index: int = 255) -> Tensor:
@@ -97,7 +99,3 @@ class ProbOhemCrossEntropyLoss(nn.Module):
                                      reduction='none')
         kept = kept.to(pixel_loss.dtype)
         return self.loss_weight * (pixel_loss * kept).sum() / kept.sum().clamp(min=1.0)
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
