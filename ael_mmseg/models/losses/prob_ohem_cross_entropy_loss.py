@@ -78,7 +78,9 @@ class ProbOhemCrossEntropyLoss(CrossEntropyLoss):
             flat = prob.flatten()
             kth = flat.kthvalue(min(self.min_kept, flat.numel())).values
             threshold = torch.maximum(threshold, kth)
-        return valid & (prob <= threshold)
+        # `not >` rather than `<=`: a NaN probability keeps its pixel, so a
+        # non-finite model output gives a non-finite loss instead of none.
+        return valid & ~(prob > threshold)
 
     def forward(self,
                 cls_score: Tensor,

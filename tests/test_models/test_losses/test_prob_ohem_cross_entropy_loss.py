@@ -131,3 +131,11 @@ def test_as_a_stock_decode_head_loss():
     losses = head.loss(feats, samples, train_cfg=dict())
     assert set(losses) == {'loss_ce', 'acc_seg'}
     assert torch.isfinite(losses['loss_ce']) and losses['loss_ce'] > 0
+
+
+def test_non_finite_logits_give_a_non_finite_loss():
+    """NaN must not be selected away (a silent zero loss would hide it)."""
+    logits, label = _batch(6)
+    logits[0, :, 3, 3] = float('nan')
+    label[0, 3, 3] = 1
+    assert torch.isnan(ProbOhemCrossEntropyLoss(min_kept=10)(logits, label))
