@@ -70,7 +70,11 @@ class ProbOhemCrossEntropyLoss(CrossEntropyLoss):
         valid = label != ignore_index
         target = label.masked_fill(~valid, 0)
         prob = F.softmax(cls_score.detach().float(), dim=1)
-        prob = prob.gather(1, target.unsqueeze(1)).squeeze(1).masked_fill(~valid, 1.0)
+        return self._select(prob.gather(1, target.unsqueeze(1)).squeeze(1), valid)
+
+    @torch.no_grad()
+    def _select(self, target_prob: Tensor, valid: Tensor) -> Tensor:
+        prob = target_prob.masked_fill(~valid, 1.0)
         threshold = prob.new_tensor(self.thresh)
         if self.min_kept > 0:
             # Ignored pixels sit at 1.0, so with fewer valid pixels than
@@ -95,9 +99,11 @@ class ProbOhemCrossEntropyLoss(CrossEntropyLoss):
         if cls_score.shape[-2:] != label.shape[-2:]:
             raise ValueError(f'ProbOhemCrossEntropyLoss: logits {tuple(cls_score.shape)} and '
                              f'labels {tuple(label.shape)} differ in size')
-        kept = self.kept_mask(cls_score, label, ignore_index)
-        target = label.masked_fill(~kept, ignore_index)
-        pixel_loss = F.cross_entropy(cls_score, target, ignore_index=ignore_index,
-                                     reduction='none')
-        kept = kept.to(pixel_loss.dtype)
-        return self.loss_weight * (pixel_loss * kept).sum() / kept.sum().clamp(min=1.0)
+        valid = label != ignore_index
+        target = label.masked_fill(~valid, 0)
+        # One log-softmax serves both the selection and the loss.
+        pixel_loss = -F.log_softmax(cls_score.float(), dim=1).gather(
+            1, target.unsqueeze(1)).squeeze(1)
+        kept = self._select(pixel_loss.detach().neg().exp(), valid)
+        kept_loss = torch.where(kept, pixel_loss, pixel_loss.new_zeros(()))
+        return self.loss_weight * kept_loss.sum() / kept.sum().clamp(min=1).to(kept_loss.dtype)
