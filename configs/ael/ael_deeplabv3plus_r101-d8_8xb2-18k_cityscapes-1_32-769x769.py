@@ -1,6 +1,8 @@
-# AEL, DeepLabV3+ R101-D8, Cityscapes 769x769, 18k iterations, 8 GPUs x (2 labeled + 1
-# CutMix pair), partition 1/32 (93 labeled images), fold 0. Paper: Hu et al., NeurIPS 2021.
-# Hyper-parameters: lr 0.01, SGD momentum 0.9, wd 1e-4, poly 0.9; tau 0.999; gamma 2;
+# AEL, DeepLabV3+ R101-D8, Cityscapes 769x769, 18k iterations, 8 GPUs x (2 labeled crops +
+# 1 CutMix pair of unlabeled images), partition 1/32 (93 labeled images), fold 0.
+# Paper: Hu et al., NeurIPS 2021.
+# Hyper-parameters: the original's lr 0.01 (heads 10x), SGD momentum 0.9, wd 1e-4, poly 0.9,
+# folded with its 8-GPU loss scaling (../_base_/schedules/ael_schedule.py); tau 0.999; gamma 2;
 # ACP K=3, p=0.5, Cityscapes "stuff" excluded (road, sidewalk, building, vegetation, sky);
 # ACM presence threshold 0.01, component threshold 0.005; OHEM (0.7, 100000) + aux 0.4;
 # sliding-window single-scale test. ImageNet-pretrained ResNet-101 (downloaded at run time).

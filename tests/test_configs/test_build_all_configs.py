@@ -68,7 +68,6 @@ def test_config_builds(path, data_roots):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['ael_mmseg']
     model_cfg = copy.deepcopy(cfg.model)
-    model_cfg['segmentor'].pop('pretrained', None)
     key = model_cfg.pretty_text if hasattr(model_cfg, 'pretty_text') else repr(model_cfg)
     if key not in _built_models:  # the same model in several configs: build it once
         _built_models.clear()

@@ -112,6 +112,18 @@ def _worker(rank, world_size, port, queue):
             queue.put((rank, step, model.confidence_bank.ema.clone(),
                        model.confidence_bank.num_updates.clone(),
                        model.cutmix.presence.clone(), local_counts))
+        # Both ranks hold crops of unlabeled image 9, with different rows, and
+        # rank 1 holds it twice: every rank and every host mirror must get the
+        # same column, the OR of the four rows.
+        rows = torch.tensor([[True, False, False, False, True, False, False, False, False, False],
+                             [False, True, False, False, False, False, False, False, False, True],
+                             [False, False, True, False, False, False, False, False, False, False],
+                             [False, False, False, False, False, False, False, False, False, False]])
+        hook._presence_cpu = model.cutmix.presence.clone()
+        model.cutmix.pending_presence = (torch.tensor([9, 3]) if rank == 0 else torch.tensor(
+            [9, 9]), rows[2 * rank:2 * rank + 2])
+        hook.after_train_iter(fake_runner(model, 3), 3)
+        queue.put((rank, 'repeated', model.cutmix.presence.clone(), hook._presence_cpu.clone()))
     finally:
         torch_dist.destroy_process_group()
 
@@ -125,12 +137,21 @@ def test_bank_and_presence_identical_on_two_ranks_with_different_labels():
     procs = [ctx.Process(target=_worker, args=(r, 2, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    results = [queue.get(timeout=300) for _ in range(6)]
+    results = [queue.get(timeout=300) for _ in range(8)]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
+    repeated = {r[0]: r[2:] for r in results if r[1] == 'repeated'}
+    (table0, mirror0), (table1, mirror1) = repeated[0], repeated[1]
+    assert torch.equal(table0, table1) and torch.equal(table0, mirror0)
+    assert torch.equal(table1, mirror1)
+    expected = torch.zeros(10, dtype=torch.bool)
+    expected[[0, 1, 2, 4, 9]] = True  # rows 0 (rank 0) and 2, 3 (rank 1): image 9
+    assert torch.equal(table0[:, 9], expected)
+    assert torch.equal(table0[:, 3], torch.tensor([False, True] + [False] * 7 + [True]))
     by_step = {}
-    for rank, step, ema, updates, presence, local_counts in results:
+    for rank, step, ema, updates, presence, local_counts in (r for r in results
+                                                              if r[1] != 'repeated'):
         by_step.setdefault(step, {})[rank] = (ema, updates, presence, local_counts)
     for step, ranks in by_step.items():
         (ema0, up0, pres0, counts0), (ema1, up1, pres1, counts1) = ranks[0], ranks[1]

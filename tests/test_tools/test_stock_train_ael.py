@@ -7,7 +7,10 @@ import textwrap
 import pytest
 import torch
 
-from ael_mmseg.testing.stock_tools import TOY_CONFIG, run_stock_tool, tiny_toy_options
+from ael_mmseg.testing.stock_tools import (REPO_ROOT, TOY_CONFIG, run_stock_tool,
+                                           tiny_toy_options)
+
+MAIN_JOB = osp.join(REPO_ROOT, 'configs/ael/ael_unet-s4-d8_fcn_1xb4-1600_longtail-toy-64x64.py')
 
 # Student configs of three families (tiny sizes); everything else is the toy
 # AEL config, so the plugin must work with any EncoderDecoder.
@@ -21,11 +24,13 @@ MODELS = {
              decode_head=dict(type='PSPHead', in_channels=512, in_index=3, channels=32,
                               pool_scales=(1, 2, 3, 6), dropout_ratio=0.1, num_classes=10,
                               norm_cfg=norm_cfg, align_corners=False,
-                              loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+                              loss_decode=dict(type='ProbOhemCrossEntropyLoss', thresh=0.7,
+                                               min_kept=700, loss_weight=1.0)),
              auxiliary_head=dict(type='FCNHead', in_channels=256, in_index=2, channels=16,
                                  num_convs=1, concat_input=False, dropout_ratio=0.1,
                                  num_classes=10, norm_cfg=norm_cfg, align_corners=False,
-                                 loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4)),
+                                 loss_decode=dict(type='ProbOhemCrossEntropyLoss', thresh=0.7,
+                                                  min_kept=700, loss_weight=0.4)),
              train_cfg=dict(), test_cfg=dict(mode='whole'))""",
     'segformer_mit': """
         dict(type='EncoderDecoder', pretrained=None,
@@ -37,9 +42,12 @@ MODELS = {
              decode_head=dict(type='SegformerHead', in_channels=[16, 16, 32, 32],
                               in_index=[0, 1, 2, 3], channels=32, dropout_ratio=0.1,
                               num_classes=10, norm_cfg=norm_cfg, align_corners=False,
-                              loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+                              loss_decode=dict(type='ProbOhemCrossEntropyLoss', thresh=0.7,
+                                               min_kept=700, loss_weight=1.0)),
              train_cfg=dict(), test_cfg=dict(mode='whole'))""",
 }
+# The toy configs' OHEM keeps 8.5% of a batch's labeled pixels (1400 of 4 x 64 x 64);
+# the students above keep the same share of the 2 x 64 x 64 here.
 
 
 def _config(tmp_path, name):
@@ -104,3 +112,25 @@ def test_bank_series_reach_tensorboard(tmp_path, toy_root):
         assert f'ael/{series}/red_disc' in tags, series
     assert len(accumulator.Scalars('ael/conf/red_disc')) == 4  # every iteration (interval 1)
     assert {'teacher/mIoU', 'student/mIoU', 'teacher/IoU.thin_pole'} <= tags
+
+
+def test_main_job_config_keeps_its_warmup_and_rampup(tmp_path, toy_root):
+    """The README's main job (UNet toy config) with its supervised warm-up and ramp-up on.
+
+    Shipped: 1600 iterations, warm-up 800, ramp-up 200; here 6 iterations, warm-up 3 and
+    ramp-up 2 (the schedule shrunk, the remedies kept): the unsupervised losses must be
+    absent for the first 3 iterations and present from the 4th.
+    """
+    work_dir = tmp_path / 'work'
+    options = tiny_toy_options(toy_root, max_iters=6, val_interval=3) + [
+        'model.semi_train_cfg.warmup_iters=3', 'model.semi_train_cfg.rampup_iters=2']
+    run_stock_tool('train.py', [MAIN_JOB, '--work-dir', str(work_dir), '--cfg-options',
+                                *options], cwd=str(tmp_path))
+    per_iter = {r['iter']: r for r in _scalars(str(work_dir)) if 'loss' in r}
+    assert sorted(per_iter) == [1, 2, 3, 4, 5, 6]
+    for it in (1, 2, 3):
+        assert 'unsup.loss_ael' not in per_iter[it] and 'sup.decode.loss_ce' in per_iter[it]
+    for it in (4, 5, 6):
+        assert {'unsup.loss_ael', 'unsup.loss_ael_labeled'} <= set(per_iter[it]), it
+    validations = [r for r in _scalars(str(work_dir)) if 'teacher/mIoU' in r]
+    assert len(validations) == 2

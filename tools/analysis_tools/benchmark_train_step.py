@@ -44,7 +44,7 @@ from typing import Callable, Dict, List, Tuple
 import psutil
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
@@ -80,6 +80,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--data-steps', type=int, default=32,
                         help='AEL steps on the real data loader to measure data wait (0: skip)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: AmpOptimWrapper (autocast + dynamic loss scale), '
+                        'as the stock train.py --amp')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, as in train.py')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch CPU threads (0: torch default); on a loaded host use '
                         'fewer than the free cores, oversubscription swamps the timings')
@@ -118,9 +123,19 @@ def make_batch(args: argparse.Namespace, num_classes: int) -> Tuple[List, List]:
     return inputs, samples
 
 
+def load_config(args: argparse.Namespace) -> Config:
+    """The config with ``--cfg-options`` and ``--amp`` applied (as the stock train.py does)."""
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(getattr(args, 'cfg_options', None) or {})
+    if getattr(args, 'amp', False):
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    return cfg
+
+
 def build(args: argparse.Namespace, mode: str) -> SimpleNamespace:
     """Model, optimizer wrapper, the two hooks and a stand-in runner for one mode."""
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args)
     cfg.merge_from_dict({'model.data_preprocessor.size': (args.size, args.size),
                          'model.semi_train_cfg.warmup_iters': 0,
                          'model.semi_train_cfg.rampup_iters': 0, **MODES[mode]})
@@ -267,7 +282,7 @@ def breakdown(args: argparse.Namespace, env: SimpleNamespace, batch: Tuple[List,
 def data_wait(args: argparse.Namespace) -> dict:
     """Median data wait and step time of AEL on the config's real train data loader."""
     from mmengine.runner import Runner
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args)
     loader_cfg = cfg.train_dataloader
     toy_root = osp.join(REPO, 'data/longtail_toy')
     if loader_cfg.dataset.labeled.data_root == 'data/longtail_toy' and \
@@ -314,11 +329,15 @@ def data_wait(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    args = parse_args()
+    run(parse_args())
+
+
+def run(args: argparse.Namespace) -> None:
+    """Build the three modes, time them, print the tables (and the data wait)."""
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     init_default_scope('mmseg')
-    num_classes = Config.fromfile(args.config).model.segmentor.decode_head.num_classes
+    num_classes = load_config(args).model.segmentor.decode_head.num_classes
     batch = make_batch(args, num_classes)
     results = {mode: build_mode(args, mode, batch) for mode in MODES}
     time_modes(args, results, batch)
@@ -329,9 +348,9 @@ def main() -> None:
     memory = 'CUDA max_memory_allocated' if args.device == 'cuda' else 'peak RSS delta'
     print(f'\n{osp.basename(args.config)} on {device}, torch {torch.__version__}; batch '
           f'{args.num_labeled} labeled + {args.num_labeled} paste + {args.num_pairs} pairs '
-          f'at {args.size}x{args.size}; median of {args.repeats} steps per mode after '
-          f'{args.warmup} warm-up, modes interleaved step by step; data loading not '
-          'included\n')
+          f'at {args.size}x{args.size}{", AMP" if args.amp else ""}; median of {args.repeats} '
+          f'steps per mode after {args.warmup} warm-up, modes interleaved step by step; data '
+          'loading not included\n')
     print(f'| mode | step (ms) | peak memory, {memory} (MiB) |\n|---|---:|---:|')
     for mode, res in results.items():
         print(f"| {mode} | {res['step']:.1f} | {res['peak_mib']:.1f} |")

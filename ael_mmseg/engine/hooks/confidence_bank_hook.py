@@ -157,9 +157,10 @@ class ConfidenceBankHook(Hook):
         if staged is not None:
             cutmix.pending_presence = None
             sample_idx, presence = self._all_gather(*staged)
-            cutmix.write_presence(sample_idx, presence)
+            written = cutmix.write_presence(sample_idx, presence)
             if self._presence_cpu is not None:
-                self._presence_cpu[:, sample_idx.cpu()] = presence.cpu().t()
+                # The merged rows: the mirror equals the table with repeated indices too.
+                self._presence_cpu[:, sample_idx.cpu()] = written.cpu().t()
         if self._confidence_cpu is not None:
             self._confidence_cpu = model.confidence_bank.confidence.detach().cpu()
         if self.every_n_train_iters(runner, self.interval):

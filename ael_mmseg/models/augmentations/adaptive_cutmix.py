@@ -222,15 +222,42 @@ class AdaptiveCutMix(nn.Module):
         min_pixels = _min_pixels(self.presence_area_thresh, height * width)
         return counts[:, :self.num_classes] >= min_pixels
 
-    def write_presence(self, sample_idx: Tensor, presence: Tensor) -> None:
+    @staticmethod
+    def merge_repeated(sample_idx: Tensor, presence: Tensor) -> Tensor:
+        """Rows of one step's presence, OR-merged over repeated image indices.
+
+        Two ranks (or two pairs) can hold crops of the same unlabeled image in
+        one step, more so once ACM prefers the few images that show a rare
+        class. A class counts as present when any of the crops shows it; every
+        repeated index gets the same merged row, so writing the rows in any
+        order gives the same table (``index_copy_`` with repeated indices
+        leaves the winner unspecified on CUDA). Sync-free: an (M, M) equality
+        matrix times the rows.
+
+        Args:
+            sample_idx (Tensor): (M,) integer indices into the unlabeled set.
+            presence (Tensor): (M, C) bool rows.
+
+        Returns:
+            Tensor: (M, C) bool rows, equal for equal indices.
+        """
+        same = sample_idx[:, None] == sample_idx[None, :]
+        return (same.float() @ presence.float()) > 0
+
+    def write_presence(self, sample_idx: Tensor, presence: Tensor) -> Tensor:
         """Overwrite the presence-table columns of the given unlabeled images.
 
-        In place and sync-free. With repeated indices one of the rows wins
-        (which one is unspecified on CUDA).
+        In place and sync-free. Rows of a repeated index are OR-merged first
+        (:meth:`merge_repeated`), so the result does not depend on the order
+        of the rows or on the device.
 
         Args:
             sample_idx (Tensor): (M,) integer indices into the unlabeled set.
             presence (Tensor): (M, C) bool, e.g. from :meth:`compute_presence`.
+
+        Returns:
+            Tensor: (M, C) the rows written (merged), on the table's device,
+            for a caller that mirrors the table elsewhere.
 
         Raises:
             ValueError: On wrong shapes or dtypes, and, when ``sample_idx`` is
@@ -254,7 +281,10 @@ class AdaptiveCutMix(nn.Module):
                                  f'presence table [0, {self.num_unlabeled}); '
                                  'call resize_presence with the unlabeled set size')
         device = self.presence.device
-        self.presence.index_copy_(1, sample_idx.to(device).long(), presence.to(device).t())
+        sample_idx = sample_idx.to(device).long()
+        merged = self.merge_repeated(sample_idx, presence.to(device))
+        self.presence.index_copy_(1, sample_idx, merged.t())
+        return merged
 
     # ------------------------------------------------------------------ sampling
     def class_probabilities(self, confidence: Tensor) -> Tensor:

@@ -60,6 +60,26 @@ def _checked_cfg(cfg: OptConfigType, defaults: dict, name: str) -> dict:
     return {**defaults, **cfg}
 
 
+def _without_pretrained_weights(segmentor: ConfigType) -> ConfigType:
+    """A copy of a segmentor config that loads no pretrained weights.
+
+    For the teacher: it starts as a copy of the (pretrained) student
+    (:meth:`AELSegmentor.init_weights`), so loading the weights a second time
+    would only cost time. Removes the segmentor's ``pretrained`` and a
+    backbone's ``pretrained`` / ``init_cfg=dict(type='Pretrained')``.
+    """
+    cfg = copy.deepcopy(segmentor)
+    cfg.pop('pretrained', None)
+    backbone = cfg.get('backbone')
+    if isinstance(backbone, dict):
+        if backbone.get('pretrained') is not None:
+            backbone['pretrained'] = None
+        init_cfg = backbone.get('init_cfg')
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            backbone['init_cfg'] = None
+    return cfg
+
+
 @MODELS.register_module()
 class AELSegmentor(BaseSegmentor):
     """Adaptive Equalization Learning (Hu et al., NeurIPS 2021).
@@ -122,8 +142,11 @@ class AELSegmentor(BaseSegmentor):
         segmentor = copy.deepcopy(segmentor)
         # The batch is normalised once, by this model's data preprocessor.
         segmentor['data_preprocessor'] = None
+        # Copied before the student is built: EncoderDecoder writes `pretrained`
+        # into the backbone dict it is given.
+        teacher_cfg = _without_pretrained_weights(segmentor)
         self.student = MODELS.build(segmentor)
-        self.teacher = MODELS.build(copy.deepcopy(segmentor))
+        self.teacher = MODELS.build(teacher_cfg)
         if not isinstance(self.student, EncoderDecoder) or isinstance(
                 self.student.decode_head, nn.ModuleList):
             raise TypeError('AELSegmentor: `segmentor` must build an EncoderDecoder with a '
@@ -192,6 +215,15 @@ class AELSegmentor(BaseSegmentor):
         if mode and self.semi_train_cfg['teacher_bn_mode'] == 'eval':
             self.teacher.eval()
         return self
+
+    def init_weights(self) -> None:
+        """Initialise the student (loading its pretrained weights), then copy it to the teacher.
+
+        The teacher starts as the student's copy of the pretrained network, as
+        the mean teacher needs; its own config loads no weights.
+        """
+        super().init_weights()
+        self.copy_student_to_teacher()
 
     # ----------------------------------------------------------- teacher EMA
     def ema_decay(self, iteration: int) -> float:

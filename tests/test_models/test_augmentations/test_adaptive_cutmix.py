@@ -84,6 +84,27 @@ def test_write_presence_updates_only_given_columns():
     assert torch.equal(acm.presence, expected)
 
 
+def test_write_presence_merges_repeated_indices_whatever_their_order():
+    """Crops of one image in one step: the column is the OR of their rows, in any order."""
+    gen = torch.Generator().manual_seed(2)
+    idx = torch.tensor([3, 1, 3, 5, 3, 1])
+    rows = torch.rand(6, NUM_CLASSES, generator=gen) < 0.4
+    before = torch.rand(NUM_CLASSES, 6, generator=gen) < 0.5
+    expected = before.clone()
+    for image in (1, 3, 5):
+        expected[:, image] = rows[idx == image].any(0)
+    tables = []
+    for order in (torch.arange(6), torch.arange(6).flip(0), torch.randperm(6, generator=gen)):
+        acm = AdaptiveCutMix(NUM_CLASSES)
+        acm.resize_presence(6)
+        acm.presence.copy_(before)
+        written = acm.write_presence(idx[order], rows[order])
+        tables.append(acm.presence.clone())
+        # what it returns (for a host mirror) is what it wrote
+        assert torch.equal(written, expected[:, idx[order]].t())
+    assert all(torch.equal(table, expected) for table in tables)
+
+
 @pytest.mark.parametrize('idx, rows, match', [
     (torch.tensor([6]), torch.zeros(1, NUM_CLASSES, dtype=torch.bool), 'sample_idx'),
     (torch.tensor([-1]), torch.zeros(1, NUM_CLASSES, dtype=torch.bool), 'sample_idx'),
