@@ -264,8 +264,12 @@ def test_config_supplies_classes_and_suffixes(root, tmp_path, capsys):
     main(['plain', root, '--config', config, '--partitions', '3', '--folds', '1'])
     out = capsys.readouterr().out
     assert "4 classes ['metal', 'rust', 'scratch', 'dent']" in out
-    assert "note: " in out  # the template's data_root is not this root
+    assert 'reads data_root=' in out  # the template's data_root is not this root
     assert osp.isfile(osp.join(root, 'splits', 'plain', '3', 'fold0', 'class_frequencies.json'))
+    labeled = osp.join(root, 'splits', 'plain', '1_8', 'fold0', 'labeled.txt')
+    assert f'trains on {labeled}, which this run did not write' in out  # split = '1_8/fold0'
+    main(['plain', root, '--config', config, '--partitions', '1/8', '--folds', '1'])
+    assert 'did not write' not in capsys.readouterr().out
 
 
 def test_plain_options_are_refused_for_named_datasets(tmp_path):

@@ -250,7 +250,8 @@ def settings_from_config(path):
     return dict(classes=classes, img_suffix=_dataset_setting(labeled, 'img_suffix', cache),
                 seg_map_suffix=_dataset_setting(labeled, 'seg_map_suffix', cache),
                 reduce_zero_label=bool(_dataset_setting(labeled, 'reduce_zero_label', cache)),
-                ignore_index=ignore_index, data_root=labeled.get('data_root'))
+                ignore_index=ignore_index, data_root=labeled.get('data_root'),
+                ann_file=labeled.get('ann_file'))
 
 
 def plain_settings(args):
@@ -258,6 +259,7 @@ def plain_settings(args):
     if args.config:
         settings = settings_from_config(args.config)
         root = settings.pop('data_root')
+        args.config_ann_file = settings.pop('ann_file')
         if root and osp.abspath(root) != osp.abspath(args.data_root):
             print(f'note: {args.config} reads data_root={root!r}, the splits are written for '
                   f'{args.data_root!r}')
@@ -326,7 +328,19 @@ def plain_splits(args):
             tails.append((osp.relpath(folder, args.out_dir), reports[folder]))
         rows.append((partition, len(folds[0][1]), len(folds[0][2]),
                      '-' if args.import_file else len(folds), out))
+    _note_config_split(args, [folder for _, _, folds in planned for folder, _, _ in folds])
     return rows, tails
+
+
+def _note_config_split(args, folders):
+    """Say whether the config's labeled ``ann_file`` is one of the splits just written."""
+    ann_file = getattr(args, 'config_ann_file', None)
+    if not ann_file:
+        return
+    path = ann_file if osp.isabs(ann_file) else osp.join(args.data_root, ann_file)
+    written = [osp.abspath(osp.join(f, 'labeled.txt')) for f in folders]
+    if osp.abspath(path) not in written:
+        print(f'note: {args.config} trains on {path}, which this run did not write')
 
 
 def print_tails(tails, tail_share):
