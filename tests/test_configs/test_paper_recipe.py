@@ -53,7 +53,8 @@ def _rank_batches(num_classes, seed):
     return steps
 
 
-def _supervised_loss(student, inputs, samples):
+def _supervised_loss(student, inputs, samples, seed):
+    torch.manual_seed(seed)  # the heads' dropout draws the same masks in every run
     losses = student.loss(inputs, samples)
     return sum(v for k, v in losses.items() if 'loss' in k)
 
@@ -72,9 +73,10 @@ def _train_like_the_original(model, steps, max_iters):
         for group, base in zip(optimizer.param_groups, base_lrs):
             group['lr'] = base * (1 - i / max_iters)**ORIGINAL['power']
         optimizer.zero_grad()
-        for inputs, samples in ranks:
+        for rank, (inputs, samples) in enumerate(ranks):
             # each rank: (loss / world_size).backward(); DDP: mean over the ranks
-            (_supervised_loss(student, inputs, samples) / world_size / world_size).backward()
+            loss = _supervised_loss(student, inputs, samples, seed=100 * i + rank)
+            (loss / world_size / world_size).backward()
         optimizer.step()
 
 
@@ -83,10 +85,11 @@ def _train_with_config(model, steps, cfg):
     wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
     scheduler = PARAM_SCHEDULERS.build(
         copy.deepcopy(cfg.param_scheduler[0]), default_args=dict(optimizer=wrapper))
-    for ranks in steps:
+    for i, ranks in enumerate(steps):
         wrapper.zero_grad()
-        for inputs, samples in ranks:
-            (_supervised_loss(model.student, inputs, samples) / len(ranks)).backward()
+        for rank, (inputs, samples) in enumerate(ranks):
+            loss = _supervised_loss(model.student, inputs, samples, seed=100 * i + rank)
+            (loss / len(ranks)).backward()
         wrapper.step()
         scheduler.step()
     return wrapper
@@ -97,10 +100,11 @@ def _nominal_sgd(model, steps, cfg):
     optimizer = torch.optim.SGD(model.student.parameters(), lr=ORIGINAL['lr'],
                                 momentum=ORIGINAL['momentum'],
                                 weight_decay=ORIGINAL['weight_decay'])
-    for ranks in steps:
+    for i, ranks in enumerate(steps):
         optimizer.zero_grad()
-        for inputs, samples in ranks:
-            (_supervised_loss(model.student, inputs, samples) / len(ranks)).backward()
+        for rank, (inputs, samples) in enumerate(ranks):
+            loss = _supervised_loss(model.student, inputs, samples, seed=100 * i + rank)
+            (loss / len(ranks)).backward()
         optimizer.step()
 
 
@@ -148,4 +152,3 @@ def test_config_step_equals_the_original_train_py_at_8_gpus(dataset, standin):
     for name, param in ours.student.named_parameters():
         lr = backbone_lr * (10 if name.startswith(('decode_head', 'auxiliary_head')) else 1)
         assert lrs[id(param)] == pytest.approx((lr, expect_wd, 0.9)), name
-

@@ -115,10 +115,8 @@ def _worker(rank, world_size, port, queue):
         # Both ranks hold crops of unlabeled image 9, with different rows, and
         # rank 1 holds it twice: every rank and every host mirror must get the
         # same column, the OR of the four rows.
-        rows = torch.tensor([[True, False, False, False, True, False, False, False, False, False],
-                             [False, True, False, False, False, False, False, False, False, True],
-                             [False, False, True, False, False, False, False, False, False, False],
-                             [False, False, False, False, False, False, False, False, False, False]])
+        rows = torch.zeros(4, 10, dtype=torch.bool)
+        rows[0, [0, 4]] = rows[1, [1, 9]] = rows[2, 2] = True  # row 3: no class
         hook._presence_cpu = model.cutmix.presence.clone()
         model.cutmix.pending_presence = (torch.tensor([9, 3]) if rank == 0 else torch.tensor(
             [9, 9]), rows[2 * rank:2 * rank + 2])
@@ -146,12 +144,12 @@ def test_bank_and_presence_identical_on_two_ranks_with_different_labels():
     assert torch.equal(table0, table1) and torch.equal(table0, mirror0)
     assert torch.equal(table1, mirror1)
     expected = torch.zeros(10, dtype=torch.bool)
-    expected[[0, 1, 2, 4, 9]] = True  # rows 0 (rank 0) and 2, 3 (rank 1): image 9
+    expected[[0, 2, 4]] = True  # rows 0 (rank 0) and 2, 3 (rank 1): image 9
     assert torch.equal(table0[:, 9], expected)
     assert torch.equal(table0[:, 3], torch.tensor([False, True] + [False] * 7 + [True]))
     by_step = {}
-    for rank, step, ema, updates, presence, local_counts in (r for r in results
-                                                              if r[1] != 'repeated'):
+    per_step = [r for r in results if r[1] != 'repeated']
+    for rank, step, ema, updates, presence, local_counts in per_step:
         by_step.setdefault(step, {})[rank] = (ema, updates, presence, local_counts)
     for step, ranks in by_step.items():
         (ema0, up0, pres0, counts0), (ema1, up1, pres1, counts1) = ranks[0], ranks[1]

@@ -78,7 +78,10 @@ def test_paper_config_trains_validates_and_tests(tmp_path, name):
     log = run_stock_tool('train.py', [config, '--work-dir', str(work_dir), '--cfg-options',
                                       *options], cwd=str(tmp_path))
     assert 'unsup.loss_ael' in log
-    assert f'load checkpoint from local path: {pretrained}' in log  # the backbone's weights
+    # The backbone loaded the stand-in, and every key of it matched.
+    assert f'load model from: {pretrained}' in log
+    assert 'missing keys in source state_dict' not in log
+    assert 'unexpected key in source state_dict' not in log
     scalars = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
     records = [json.loads(line) for line in open(scalars[0])]
     assert sum('teacher/mIoU' in r and 'student/mIoU' in r for r in records) == 2

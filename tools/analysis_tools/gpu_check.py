@@ -41,7 +41,8 @@ import ael_mmseg  # noqa: F401 (registers the AEL modules)
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
-DEFAULT = osp.join(REPO, 'configs/ael/ael_deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_16-769x769.py')
+DEFAULT = osp.join(REPO, 'configs', 'ael',
+                   'ael_deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_16-769x769.py')
 
 
 def load_benchmark():
