@@ -72,7 +72,7 @@ ROWS = [
      [('PolyLR', 0.9, 0.0, 0, 18000, False)], [('PolyLR', 0.9, 0.0, 0, 30000, False)],
      'released lr_helper.py: poly 0.9 to 0, per iteration'),
     ('iterations', lambda c: (c.train_cfg.type, c.train_cfg.max_iters),
-     ('IterBasedTrainLoop', 18000), ('IterBasedTrainLoop', 30000),
+     ('FastForwardIterBasedTrainLoop', 18000), ('FastForwardIterBasedTrainLoop', 30000),
      'paper (18k / 30k); the released yamls count epochs over the unlabeled loader, which '
      'depends on the partition'),
     ('labeled crops per GPU', lambda c: c.train_dataloader.sampler.num_labeled, 2, 2,

@@ -8,7 +8,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-from ael_mmseg.utils.rng_state import get_torch_rng_state, set_torch_rng_state
+from ael_mmseg.utils.rng_state import get_data_rng_state, get_torch_rng_state, set_torch_rng_state
 
 WARNING = 30  # logging.WARNING
 
@@ -34,19 +34,26 @@ class ConfidenceBankHook(Hook):
     model), captured right after the step the checkpoint follows and
     restored at the start of the next step -- in the resumed run and in the
     uninterrupted one alike, so validation or data loading in between cannot
-    make them differ -- and the data sampler's seed. The sampler's streams
-    are replayed by mmengine, which advances the data loader past the
-    trained steps on resume; every sampler draw uses a fixed amount of
-    randomness, so the replay lands on the same generator state. Resuming
-    from a checkpoint without this state (an older run, a plain segmentor)
-    works but logs a warning that names what restarts.
+    make them differ -- the data pipelines' numpy / Python random state of
+    the same moment, and the data sampler's seed. On resume
+    ``FastForwardIterBasedTrainLoop`` starts the sampler at the resumed step
+    (``SemiSegSampler.skip_to``: every sampler draw uses a fixed amount of
+    randomness, so its generators are advanced without loading images) and
+    the sampler restores the pipelines' state before the first batch
+    (mmengine's stock loop instead replays the trained batches, which
+    restores both). Checkpoints are also written by hooks that declare it
+    through ``will_save_checkpoint(runner)`` (``PreemptionCheckpointHook``).
+    Resuming from a checkpoint without this state (an older run, a plain
+    segmentor) works but logs a warning that names what restarts.
 
     Note: the data loader prefetches a few batches, so a source image is
     chosen from a bank up to ``num_workers * prefetch_factor`` steps old;
-    with tau = 0.999 that is immaterial. For the same reason, with worker
-    processes the first few steps after a resume choose ACM sources from the
-    resumed bank instead of that slightly older one; with ``num_workers=0``
-    a resumed run repeats the uninterrupted one exactly.
+    with tau = 0.999 that is immaterial. With ``num_workers=0`` a resumed
+    run repeats the uninterrupted one exactly. With worker processes it does
+    not: the first few steps after a resume choose ACM sources from the
+    resumed bank instead of that slightly older one, and the workers'
+    augmentation random state (seeded when they start) is not in the
+    checkpoint.
 
     Args:
         interval (int): Logging interval in iterations.
@@ -80,6 +87,9 @@ class ConfidenceBankHook(Hook):
         if hasattr(sampler, 'source_selector'):
             self._check_batch_size(runner, sampler)
             self._sampler = sampler
+            if self._rng_resume is not None and 'data' in self._rng_resume[1] and \
+                    hasattr(sampler, 'resume_data_rng'):
+                sampler.resume_data_rng(self._rng_resume[0], self._rng_resume[1]['data'])
         cutmix = model.cutmix
         if cutmix is not None and hasattr(cutmix, 'presence') and hasattr(dataset, 'unlabeled'):
             num_unlabeled = len(dataset.unlabeled)
@@ -178,17 +188,24 @@ class ConfidenceBankHook(Hook):
     # ------------------------------------------------------- exact resume
     @staticmethod
     def _checkpoint_due(runner) -> bool:
-        """Whether a CheckpointHook saves after this iteration (its own rule)."""
+        """Whether a checkpoint is saved after this iteration.
+
+        By a CheckpointHook's own rule, or by a hook that says so through
+        ``will_save_checkpoint(runner)`` (``PreemptionCheckpointHook``).
+        """
         for hook in getattr(runner, 'hooks', ()):
             if isinstance(hook, CheckpointHook) and not hook.by_epoch and (
                     hook.every_n_train_iters(runner, hook.interval, hook.save_begin) or
                     (hook.save_last and hook.is_last_train_iter(runner))):
                 return True
+            will_save = getattr(hook, 'will_save_checkpoint', None)
+            if callable(will_save) and will_save(runner):
+                return True
         return False
 
     def _capture_resume_point(self, runner) -> None:
         """Record every rank's RNG state for the checkpoint (all ranks take part)."""
-        state = get_torch_rng_state()
+        state = dict(get_torch_rng_state(), data=get_data_rng_state())
         self._rng_resume = (runner.iter + 1, state)
         if dist.get_world_size() > 1:
             self._rank_rng_states = dist.all_gather_object(state)

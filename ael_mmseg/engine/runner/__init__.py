@@ -1,3 +1,4 @@
+from .fast_forward_train_loop import FastForwardIterBasedTrainLoop
 from .teacher_student_val_loop import TeacherStudentValLoop
 
-__all__ = ['TeacherStudentValLoop']
+__all__ = ['FastForwardIterBasedTrainLoop', 'TeacherStudentValLoop']

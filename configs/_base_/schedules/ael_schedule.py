@@ -37,7 +37,8 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)
 ]
 # Validation runs teacher and student; the best checkpoint is the best teacher.
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=2000)
+# The loop resumes the data stream without loading the trained batches.
+train_cfg = dict(type='FastForwardIterBasedTrainLoop', max_iters=max_iters, val_interval=2000)
 val_cfg = dict(type='TeacherStudentValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
@@ -52,4 +53,7 @@ default_hooks = dict(
         save_best='teacher/mIoU',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # SIGTERM / SIGUSR1: finish the step, checkpoint, exit 75 (tools/slurm_train.sh
+    # requeues). Here, not in custom_hooks: the model bases own that list.
+    preemption=dict(type='PreemptionCheckpointHook'))
