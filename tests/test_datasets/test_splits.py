@@ -298,3 +298,17 @@ def test_cli_bad_partition(tmp_path):
     _fake_cityscapes(root)
     with pytest.raises(SystemExit, match="partition '50' gives 50 labeled images"):
         _cli_main()(['cityscapes', root, '--partitions', '50'])
+
+
+def test_cli_refuses_a_partition_without_unlabeled_images(tmp_path):
+    root = str(tmp_path / 'cityscapes')
+    _fake_cityscapes(root)
+    with pytest.raises(SystemExit, match="partition '9' labels all 9 training images"):
+        _cli_main()(['cityscapes', root, '--partitions', '2', '9'])
+    assert not osp.exists(osp.join(root, 'splits'))  # not even the valid partition
+
+
+def test_cli_refuses_plain_options_for_named_datasets(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _cli_main()(['voc', str(tmp_path), '--seg-map-suffix', '_mask.png'])
+    assert '--seg-map-suffix is for the plain layout only' in capsys.readouterr().err
