@@ -36,8 +36,9 @@ stuff_classes = ('background', )
 # scaling; set it to the size your objects should be seen at. Cityscapes uses
 # (2048, 1024), i.e. full resolution; (1024, 512) suits ~1-megapixel images.
 image_scale = (1024, 512)
-# ------------------------------------------------------ derived from the above
-num_classes = len(classes)
+# GPUs you train on: sets the learning rate and weight decay (optimiser below).
+num_gpus = 4
+# ------------------------------------------- chosen for the data (reasons)
 # Crop: 512 x 512 covers the whole short side of an image rescaled to
 # image_scale (the paper: 769 of Cityscapes' 1024 rows, 513 = all of a VOC
 # image), so a crop keeps most of the context; memory grows with crop^2. If
@@ -47,9 +48,10 @@ crop_size = (512, 512)
 # (8 GPUs x 2 labeled); the ACP sources double the labeled part. On 4 GPUs a
 # step sees 8 labeled images. Estimated (not measured) at ~8-10 GB per GPU
 # for ResNet-50 at 512 x 512.
-num_gpus = 4
 num_labeled = 2
 num_unlabeled = 1
+# ------------------------------------------------------ derived from the above
+num_classes = len(classes)
 split_dir = f'splits/plain/{split}'  # relative to data_root
 
 model = dict(
@@ -63,8 +65,12 @@ model = dict(
             # 2 x 512 x 512 is 45000.
             loss_decode=dict(min_kept=45000)),
         auxiliary_head=dict(num_classes=num_classes, loss_decode=dict(min_kept=45000)),
-        # Sliding-window test with the training crop works for any image size.
-        test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341))),
+        # Sliding-window test with the training crop (stride 2/3 of it, as the
+        # paper's 769 / 513) works for any image size.
+        test_cfg=dict(
+            mode='slide',
+            crop_size=crop_size,
+            stride=(crop_size[0] * 2 // 3, crop_size[1] * 2 // 3))),
     # ACP: one class per image (VOC's K; Cityscapes, with 19 classes and
     # many objects per image, used 3). Never the stuff classes.
     copy_paste=dict(
