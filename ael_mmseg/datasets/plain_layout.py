@@ -164,7 +164,9 @@ def label_counts(label: np.ndarray, num_classes: int, ignore_index: int = 255,
         sorted values (as stored in the file) that are neither a class nor
         ignored.
     """
-    values, counts = np.unique(label, return_counts=True)
+    histogram = np.bincount(label.ravel(), minlength=256)  # uint8: faster than np.unique
+    values = np.flatnonzero(histogram)
+    counts = histogram[values]
     classes = values.astype(np.int64)
     if reduce_zero_label:  # LoadAnnotations: 0 -> 255, 255 stays 255, v -> v - 1
         classes = np.where((values == 0) | (values == 255), 255, classes - 1)
