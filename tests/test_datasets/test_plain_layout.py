@@ -89,7 +89,7 @@ def test_plain_splits_and_frequencies(root, capsys):
             assert report['rank'] == [DEFECT_CLASSES[c] for c in order]
             assert f'{partition}/fold{fold}: {tail[0]} ' in out
             assert read_class_frequencies(osp.join(folder, 'class_frequencies.json')) == report
-    assert out.splitlines()[2].split()[:4] == ['3', '3', '6', '2']
+    assert out.splitlines()[3].split()[:4] == ['3', '3', '6', '2']
 
 
 def test_frequency_report_fields(root):

@@ -288,6 +288,7 @@ def plain_splits(args):
     classes = settings['classes']
     all_ids = plain_image_ids(args.data_root, 'train', settings['img_suffix'])
     val_ids = plain_image_ids(args.data_root, 'val', settings['img_suffix'])
+    print(f'{PLAIN}: checking the masks of {args.data_root} ...', flush=True)
     if args.import_file:
         labeled = read_split_file(args.import_file, f'{PLAIN_IMG_DIR}/train',
                                   settings['img_suffix'])
