@@ -142,6 +142,9 @@ def test_config_step_equals_the_original_train_py_at_8_gpus(dataset, standin):
     assert off > 1e-4, 'the comparison cannot tell the recipe from plain SGD'
     # The teacher gets no gradient: the optimizer leaves it alone.
     assert all(torch.equal(v, ours.teacher.state_dict()[k]) for k, v in teacher_before.items())
+    # The optimizer holds the student's parameters only (StudentOptimWrapperConstructor).
+    in_optimizer = {id(p) for g in wrapper.optimizer.param_groups for p in g['params']}
+    assert in_optimizer == {id(p) for p in ours.student.parameters()}
     # Effective groups: backbone lr/8, heads 10x that, weight decay x8, as configured.
     lrs = {}
     for group in wrapper.optimizer.param_groups:
@@ -152,3 +155,11 @@ def test_config_step_equals_the_original_train_py_at_8_gpus(dataset, standin):
     for name, param in ours.student.named_parameters():
         lr = backbone_lr * (10 if name.startswith(('decode_head', 'auxiliary_head')) else 1)
         assert lrs[id(param)] == pytest.approx((lr, expect_wd, 0.9)), name
+
+
+def test_student_constructor_names_what_it_needs():
+    cfg = dict(type='OptimWrapper', constructor='StudentOptimWrapperConstructor',
+               optimizer=dict(type='SGD', lr=0.01))
+    init_default_scope('mmseg')
+    with pytest.raises(TypeError, match='needs a model with a `student`'):
+        build_optim_wrapper(torch.nn.Conv2d(3, 3, 1), cfg)

@@ -29,3 +29,12 @@ def test_gpu_check_runs_the_paper_config_and_prints_the_tables(tmp_path):
     for row in ('| supervised |', '| mean-teacher |', '| ael |', '| student backward |',
                 '| ACM (cutmix forward) |', '| ACP (copy_paste forward) |'):
         assert row in out, row
+
+
+def test_gpu_check_refuses_amp_without_cuda(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO_ROOT)
+    proc = subprocess.run([sys.executable, SCRIPT, '--device', 'cpu', '--amp'], cwd=str(tmp_path),
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=300)
+    assert proc.returncode != 0
+    assert '--amp needs CUDA' in proc.stdout and 'Traceback' not in proc.stdout

@@ -329,7 +329,10 @@ def data_wait(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    run(parse_args())
+    args = parse_args()
+    if args.amp and args.device != 'cuda':
+        raise SystemExit("--amp needs CUDA (mmengine's AmpOptimWrapper refuses the CPU)")
+    run(args)
 
 
 def run(args: argparse.Namespace) -> None:

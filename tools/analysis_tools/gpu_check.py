@@ -102,6 +102,9 @@ def checked_step(env, batch, device: str) -> dict:
 
 def main() -> None:
     args = parse_args()
+    if args.amp and args.device != 'cuda':
+        raise SystemExit("[gpu_check] --amp needs CUDA (mmengine's AmpOptimWrapper refuses the "
+                         'CPU); drop --amp or run on a GPU')
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     init_default_scope('mmseg')

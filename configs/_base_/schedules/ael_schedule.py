@@ -2,8 +2,8 @@
 #
 # - SGD, momentum 0.9, weight decay 1e-4, poly lr (power 0.9), iteration-based.
 # - The decoder and the auxiliary head train at 10x the backbone's lr (train.py's
-#   `params_list`); here `paramwise_cfg.custom_keys` (the teacher's parameters
-#   match too but never get a gradient, so SGD leaves them alone).
+#   `params_list`); here `paramwise_cfg.custom_keys`, over the student's parameters
+#   (StudentOptimWrapperConstructor: the EMA teacher has no place in the optimizer).
 # - Every loss is divided by the world size before backward() and DDP then averages
 #   the gradients again, so the original's step on W GPUs is
 #   lr * (mean_grad / W + wd * p). SGD with lr / W and weight decay wd * W on the
@@ -21,6 +21,7 @@ optimizer = dict(
     weight_decay=original_weight_decay * original_world_size)
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='StudentOptimWrapperConstructor',
     optimizer=optimizer,
     clip_grad=None,
     paramwise_cfg=dict(
