@@ -93,14 +93,18 @@ def test_ael_trains_validates_and_checkpoints_through_stock_train(tmp_path, toy_
 
 
 def test_bank_series_reach_tensorboard(tmp_path, toy_root):
+    """Also the one run with the config's own data-loader workers (2, persistent)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     config = tmp_path / 'toy_tensorboard.py'
     config.write_text(f"_base_ = ['{TOY_CONFIG}']\n"
                       "visualizer = dict(vis_backends=[dict(type='LocalVisBackend'),\n"
                       "                                dict(type='TensorboardVisBackend')])\n")
     work_dir = tmp_path / 'work'
-    run_stock_tool('train.py', [str(config), '--work-dir', str(work_dir),
-                                '--cfg-options', *tiny_toy_options(toy_root)],
+    shipped_workers = []
+    for loader in ('train_dataloader', 'val_dataloader'):
+        shipped_workers += [f'{loader}.num_workers=2', f'{loader}.persistent_workers=True']
+    run_stock_tool('train.py', [str(config), '--work-dir', str(work_dir), '--cfg-options',
+                                *tiny_toy_options(toy_root), *shipped_workers],
                    cwd=str(tmp_path))
     events = glob.glob(osp.join(str(work_dir), '*', 'vis_data', 'events.out.tfevents.*'))
     assert events, 'no TensorBoard event file'
