@@ -1,6 +1,7 @@
 """Every config in configs/ builds: model, datasets on mini data roots, sampler, hooks, loops."""
 import copy
 import glob
+import importlib.util
 import os.path as osp
 
 import pytest
@@ -10,6 +11,7 @@ from mmseg.registry import DATA_SAMPLERS, DATASETS, HOOKS, LOOPS, METRICS, MODEL
 
 from ael_mmseg.datasets.splits import PARTITIONS, make_split, train_image_ids, write_split
 from ael_mmseg.testing import make_longtail_toy, make_mini_cityscapes, make_mini_voc
+from ael_mmseg.testing.plain_dataset import make_plain_dataset
 from ael_mmseg.testing.stock_tools import REPO_ROOT
 
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'),
@@ -20,10 +22,17 @@ CONFIGS = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py
 def data_roots(tmp_path_factory):
     base = tmp_path_factory.mktemp('roots')
     roots = dict(cityscapes=str(base / 'cityscapes'), voc12aug=str(base / 'voc'),
-                 toy=str(base / 'toy'))
+                 toy=str(base / 'toy'), custom=str(base / 'custom'))
     make_mini_cityscapes(roots['cityscapes'], num_train=6, num_val=2)
     make_mini_voc(roots['voc12aug'], num_train=6, num_val=2, aug=True)
     make_longtail_toy(roots['toy'], num_labeled=4, num_unlabeled=4, num_val=2, size=32)
+    # The template for a user's data: a plain-layout folder, split by the split tool
+    # (classes and suffixes from the template itself).
+    make_plain_dataset(roots['custom'], num_train=6, num_val=2, size=(32, 32),
+                       img_suffix='.jpg', seg_map_suffix='.png')
+    template = next(p for p in CONFIGS if '_custom-' in osp.basename(p))
+    _split_tool()(['plain', roots['custom'], '--config', template, '--partitions', '1/8',
+                   '--folds', '1'])
     # Every partition's split file, at the path the configs read.
     for dataset, key in (('cityscapes', 'cityscapes'), ('voc_aug', 'voc12aug')):
         ids = train_image_ids(dataset, roots[key])
@@ -35,10 +44,18 @@ def data_roots(tmp_path_factory):
     return roots
 
 
+def _split_tool():
+    path = osp.join(REPO_ROOT, 'tools', 'dataset_converters', 'make_semi_splits.py')
+    spec = importlib.util.spec_from_file_location('make_semi_splits', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
 def _root_for(path):
     name = osp.basename(path)
-    return next(key for key in ('cityscapes', 'voc12aug', 'toy') if key in name.replace(
-        'longtail-toy', 'toy'))
+    return next(key for key in ('cityscapes', 'voc12aug', 'toy', 'custom') if key in
+                name.replace('longtail-toy', 'toy'))
 
 
 def _set_root(dataset_cfg, root):
@@ -88,7 +105,11 @@ def test_config_builds(path, data_roots):
     val = copy.deepcopy(cfg.val_dataloader)
     _set_root(val.dataset, root)
     assert len(DATASETS.build(val.dataset)) > 0
-    METRICS.build(cfg.val_evaluator)
+    evaluator = copy.deepcopy(cfg.val_evaluator)
+    if evaluator.get('tail_classes_file'):  # <data_root>/splits/...: the mini root's
+        evaluator['tail_classes_file'] = osp.join(
+            root, osp.relpath(evaluator['tail_classes_file'], cfg.data_root))
+    METRICS.build(evaluator)
     for hook in cfg.custom_hooks:
         HOOKS.build(copy.deepcopy(hook))
     assert LOOPS.get(cfg.train_cfg['type']) is not None
