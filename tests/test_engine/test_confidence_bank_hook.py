@@ -2,6 +2,7 @@ import os
 import socket
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as torch_dist
@@ -95,6 +96,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _by_value(*items):
+    """Tensors as numpy copies: a tensor in a multiprocessing queue is shared through a
+    file descriptor, which is gone when the worker exits before the parent reads it."""
+    return tuple(i.detach().cpu().numpy().copy() if torch.is_tensor(i) else i for i in items)
+
+
+def _as_tensors(items):
+    return tuple(torch.from_numpy(i) if isinstance(i, np.ndarray) else i for i in items)
+
+
 def _worker(rank, world_size, port, queue):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     torch_dist.init_process_group('gloo', rank=rank, world_size=world_size)
@@ -109,9 +120,9 @@ def _worker(rank, world_size, port, queue):
             sum(v for k, v in losses.items() if 'loss' in k).backward()
             local_counts = model.confidence_bank.pending[1].clone()
             hook.after_train_iter(fake_runner(model, step), step)
-            queue.put((rank, step, model.confidence_bank.ema.clone(),
-                       model.confidence_bank.num_updates.clone(),
-                       model.cutmix.presence.clone(), local_counts))
+            queue.put(_by_value(rank, step, model.confidence_bank.ema,
+                                model.confidence_bank.num_updates, model.cutmix.presence,
+                                local_counts))
         # Both ranks hold crops of unlabeled image 9, with different rows, and
         # rank 1 holds it twice: every rank and every host mirror must get the
         # same column, the OR of the four rows.
@@ -121,7 +132,7 @@ def _worker(rank, world_size, port, queue):
         model.cutmix.pending_presence = (torch.tensor([9, 3]) if rank == 0 else torch.tensor(
             [9, 9]), rows[2 * rank:2 * rank + 2])
         hook.after_train_iter(fake_runner(model, 3), 3)
-        queue.put((rank, 'repeated', model.cutmix.presence.clone(), hook._presence_cpu.clone()))
+        queue.put(_by_value(rank, 'repeated', model.cutmix.presence, hook._presence_cpu))
     finally:
         torch_dist.destroy_process_group()
 
@@ -135,7 +146,7 @@ def test_bank_and_presence_identical_on_two_ranks_with_different_labels():
     procs = [ctx.Process(target=_worker, args=(r, 2, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    results = [queue.get(timeout=300) for _ in range(8)]
+    results = [_as_tensors(queue.get(timeout=300)) for _ in range(8)]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
