@@ -6,7 +6,8 @@ student and teacher parameters) as they were when it was written; a refactor
 that means to keep the behaviour must keep them. The steps are those of
 ``tests/golden/make_golden_toy_steps.py`` (toy config at 32x32, one CPU
 thread, fixed seeds; see its docstring), which this test runs again.
-Floats must agree to 1e-5 relative, the presence table exactly.
+Floats must agree to 1e-4 relative (room for CPUs whose kernels round differently;
+a changed formula moves them by far more), the presence table exactly.
 
 To regenerate the record after an intended change of values (and say why in
 the commit message)::
@@ -19,8 +20,8 @@ import math
 import os.path as osp
 
 GOLDEN = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'golden')
-RTOL = 1e-5
-ATOL = 1e-7
+RTOL = 1e-4
+ATOL = 1e-6
 
 
 def load_script():
