@@ -59,6 +59,14 @@ def _supervised_loss(student, inputs, samples, seed):
     return sum(v for k, v in losses.items() if 'loss' in k)
 
 
+def _accumulate_rank_gradients(student, step, ranks, loss_scale):
+    """Each rank's ``loss * loss_scale`` backward, summed: DDP's gradient mean when
+    ``loss_scale`` includes ``1 / world_size``."""
+    for rank, (inputs, samples) in enumerate(ranks):
+        loss = _supervised_loss(student, inputs, samples, seed=100 * step + rank)
+        (loss * loss_scale).backward()
+
+
 def _train_like_the_original(model, steps, max_iters):
     """train.py's rule: param groups, poly lr, loss / world_size, DDP gradient mean."""
     student = model.student
@@ -73,10 +81,8 @@ def _train_like_the_original(model, steps, max_iters):
         for group, base in zip(optimizer.param_groups, base_lrs):
             group['lr'] = base * (1 - i / max_iters)**ORIGINAL['power']
         optimizer.zero_grad()
-        for rank, (inputs, samples) in enumerate(ranks):
-            # each rank: (loss / world_size).backward(); DDP: mean over the ranks
-            loss = _supervised_loss(student, inputs, samples, seed=100 * i + rank)
-            (loss / world_size / world_size).backward()
+        # each rank: (loss / world_size).backward(); DDP: mean over the ranks
+        _accumulate_rank_gradients(student, i, ranks, 1 / world_size / world_size)
         optimizer.step()
 
 
@@ -87,9 +93,7 @@ def _train_with_config(model, steps, cfg):
         copy.deepcopy(cfg.param_scheduler[0]), default_args=dict(optimizer=wrapper))
     for i, ranks in enumerate(steps):
         wrapper.zero_grad()
-        for rank, (inputs, samples) in enumerate(ranks):
-            loss = _supervised_loss(model.student, inputs, samples, seed=100 * i + rank)
-            (loss / len(ranks)).backward()
+        _accumulate_rank_gradients(model.student, i, ranks, 1 / len(ranks))
         wrapper.step()
         scheduler.step()
     return wrapper
@@ -102,9 +106,7 @@ def _nominal_sgd(model, steps, cfg):
                                 weight_decay=ORIGINAL['weight_decay'])
     for i, ranks in enumerate(steps):
         optimizer.zero_grad()
-        for rank, (inputs, samples) in enumerate(ranks):
-            loss = _supervised_loss(model.student, inputs, samples, seed=100 * i + rank)
-            (loss / len(ranks)).backward()
+        _accumulate_rank_gradients(model.student, i, ranks, 1 / len(ranks))
         optimizer.step()
 
 

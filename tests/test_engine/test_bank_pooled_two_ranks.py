@@ -12,7 +12,6 @@ see different class mixes and pixel counts, so each of those differs).
 import copy
 import os
 import os.path as osp
-import socket
 from types import SimpleNamespace
 
 import torch
@@ -27,6 +26,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from ael_mmseg.engine.hooks import ConfidenceBankHook
+from ael_mmseg.testing.processes import free_port
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO, 'configs', 'ael',
@@ -91,12 +91,6 @@ def local_statistics(logits, inputs, labels):
     return sums, counts
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank, world_size, port, queue):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     torch_dist.init_process_group('gloo', rank=rank, world_size=world_size)
@@ -134,7 +128,7 @@ def test_bank_is_eq7_on_the_pooled_sums_and_counts_of_both_ranks():
     # mode makes test modules unimportable by name in a spawned child).
     ctx = mp.get_context('fork')
     queue = ctx.Queue()
-    port = _free_port()
+    port = free_port()
     procs = [ctx.Process(target=_worker, args=(r, 2, port, queue)) for r in range(2)]
     for p in procs:
         p.start()

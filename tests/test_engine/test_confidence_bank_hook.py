@@ -1,5 +1,4 @@
 import os
-import socket
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,6 +14,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from ael_mmseg.engine.hooks import ConfidenceBankHook
+from ael_mmseg.testing.processes import free_port
 from ael_mmseg.testing.stock_tools import TOY_CONFIG
 
 SIZE = 32
@@ -90,12 +90,6 @@ def test_select_source_follows_acm_distribution_and_presence():
     assert any(c == 1 for c, _ in draws)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _by_value(*items):
     """Tensors as numpy copies: a tensor in a multiprocessing queue is shared through a
     file descriptor, which is gone when the worker exits before the parent reads it."""
@@ -142,7 +136,7 @@ def test_bank_and_presence_identical_on_two_ranks_with_different_labels():
     # makes test modules unimportable by name in a spawned child).
     ctx = mp.get_context('fork')
     queue = ctx.Queue()
-    port = _free_port()
+    port = free_port()
     procs = [ctx.Process(target=_worker, args=(r, 2, port, queue)) for r in range(2)]
     for p in procs:
         p.start()

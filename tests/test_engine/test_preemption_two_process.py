@@ -12,28 +12,20 @@ import glob
 import os
 import os.path as osp
 import signal
-import socket
 from types import SimpleNamespace
 
-import pytest
 import torch
 import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from ael_mmseg.engine.hooks import PreemptionCheckpointHook, preemption_checkpoint_hook
+from ael_mmseg.testing.processes import run_ranks
 from ael_mmseg.testing.stock_tools import TOY_CONFIG, tiny_toy_options
 
 WORLD_SIZE = 2
 MAX_ITERS = 8
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 class _SignalRankOne(Hook):
@@ -86,19 +78,7 @@ def test_a_signal_on_one_rank_stops_both_after_the_same_step_with_one_checkpoint
         tmp_path, toy_root):
     work_dir = str(tmp_path / 'work')
     os.makedirs(work_dir)
-    ctx = mp.get_context('fork')
-    port = _free_port()
-    procs = [ctx.Process(target=_train, args=(rank, port, toy_root, work_dir))
-             for rank in range(WORLD_SIZE)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=600)
-    for proc in procs:
-        if proc.is_alive():
-            proc.kill()
-            pytest.fail('a training process hung')
-    assert [proc.exitcode for proc in procs] == [75, 75]
+    assert run_ranks(_train, WORLD_SIZE, toy_root, work_dir) == [75, 75]
 
     records = [torch.load(osp.join(work_dir, f'record_rank{r}.pth'), weights_only=False)
                for r in range(WORLD_SIZE)]

@@ -13,26 +13,18 @@ import hashlib
 import json
 import os
 import os.path as osp
-import socket
 
-import pytest
 import torch
 import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+from ael_mmseg.testing.processes import run_ranks
 from ael_mmseg.testing.stock_tools import TOY_CONFIG, tiny_toy_options
 
 WORLD_SIZE = 2
 STEPS = 4
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def _digest(tensors):
@@ -118,20 +110,7 @@ def test_two_ranks_agree_on_bank_presence_and_teacher_but_see_other_images(
         tmp_path, toy_root):
     work_dir = str(tmp_path / 'work')
     os.makedirs(work_dir)
-    # fork: the workers inherit this module (pytest imports it by path only).
-    ctx = mp.get_context('fork')
-    port = _free_port()
-    procs = [ctx.Process(target=_train, args=(rank, port, toy_root, work_dir))
-             for rank in range(WORLD_SIZE)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=600)
-    for proc in procs:
-        if proc.is_alive():
-            proc.kill()
-            pytest.fail('a training process hung')
-    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert run_ranks(_train, WORLD_SIZE, toy_root, work_dir) == [0, 0]
 
     probe0, probe1 = (torch.load(osp.join(work_dir, f'probe_rank{r}.pth'), weights_only=False)
                       for r in range(WORLD_SIZE))

@@ -1,0 +1,39 @@
+"""Several training processes on the CPU (gloo), for the multi-process tests."""
+import socket
+from typing import Callable, List
+
+import torch.multiprocessing as mp
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for ``MASTER_PORT``."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def run_ranks(target: Callable, world_size: int, *args, timeout: float = 600) -> List[int]:
+    """Run ``target(rank, port, *args)`` in ``world_size`` forked processes.
+
+    Fork, so that the children inherit the calling test module (pytest's
+    importlib mode makes test modules unimportable by name in a spawned child).
+
+    Returns:
+        list[int]: The exit codes, by rank.
+
+    Raises:
+        AssertionError: If a process is still running after ``timeout`` seconds
+            (it is killed first).
+    """
+    ctx = mp.get_context('fork')
+    port = free_port()
+    procs = [ctx.Process(target=target, args=(rank, port, *args)) for rank in range(world_size)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=timeout)
+    hung = [rank for rank, proc in enumerate(procs) if proc.is_alive()]
+    for rank in hung:
+        procs[rank].kill()
+    assert not hung, f'training process(es) of rank {hung} hung'
+    return [proc.exitcode for proc in procs]
