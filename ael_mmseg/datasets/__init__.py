@@ -1,5 +1,5 @@
 from .longtail_toy import LongTailToyDataset
-from .samplers import SemiSegSampler
+from .samplers import SemiSegSampler, semi_sampler_of
 from .semi_seg_dataset import SemiSegDataset
 
-__all__ = ['LongTailToyDataset', 'SemiSegDataset', 'SemiSegSampler']
+__all__ = ['LongTailToyDataset', 'SemiSegDataset', 'SemiSegSampler', 'semi_sampler_of']
