@@ -1,7 +1,7 @@
 """Shared fixtures: tiny on-disk datasets."""
 import pytest
 
-from ael_mmseg.testing import make_longtail_toy
+from ael_mmseg.datasets.longtail_toy import make_longtail_toy
 
 
 @pytest.fixture(scope='session')

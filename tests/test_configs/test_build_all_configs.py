@@ -9,10 +9,11 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATA_SAMPLERS, DATASETS, HOOKS, LOOPS, METRICS, MODELS
 
+from ael_mmseg.datasets.longtail_toy import make_longtail_toy
 from ael_mmseg.datasets.splits import PARTITIONS, make_split, train_image_ids, write_split
-from ael_mmseg.testing import make_longtail_toy, make_mini_cityscapes, make_mini_voc
-from ael_mmseg.testing.plain_dataset import make_plain_dataset
-from ael_mmseg.testing.stock_tools import REPO_ROOT
+from helpers.mini_datasets import make_mini_cityscapes, make_mini_voc
+from helpers.plain_dataset import make_plain_dataset
+from helpers.stock_tools import REPO_ROOT
 
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'),
                                       recursive=True) if '_base_' not in p)

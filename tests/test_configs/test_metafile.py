@@ -4,7 +4,7 @@ import re
 
 import yaml
 
-from ael_mmseg.testing.stock_tools import REPO_ROOT
+from helpers.stock_tools import REPO_ROOT
 
 METAFILE = osp.join(REPO_ROOT, 'configs', 'ael', 'metafile.yaml')
 

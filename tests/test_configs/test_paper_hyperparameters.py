@@ -11,7 +11,7 @@ import re
 import pytest
 from mmengine.config import Config
 
-from ael_mmseg.testing.paper_configs import PAPER_CONFIGS
+from helpers.paper_configs import PAPER_CONFIGS
 
 WORLD_SIZE = 8  # the original's GPUs; its per-GPU loss scaling is folded into lr and wd
 

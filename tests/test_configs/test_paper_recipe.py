@@ -20,8 +20,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from ael_mmseg.testing.paper_configs import save_standin_pretrained, shrink_model_cfg
-from ael_mmseg.testing.stock_tools import REPO_ROOT
+from helpers.paper_configs import save_standin_pretrained, shrink_model_cfg
+from helpers.stock_tools import REPO_ROOT
 
 CONFIGS = {
     'cityscapes': 'configs/ael/ael_deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_32-769x769.py',

@@ -11,7 +11,7 @@ from PIL import Image
 from ael_mmseg.datasets.plain_layout import (image_size, label_counts, read_class_frequencies,
                                              select_tail_classes)
 from ael_mmseg.datasets.splits import make_split
-from ael_mmseg.testing.plain_dataset import DEFECT_CLASSES, make_plain_dataset, write_user_config
+from helpers.plain_dataset import DEFECT_CLASSES, make_plain_dataset, write_user_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLI = osp.join(REPO, 'tools', 'dataset_converters', 'make_semi_splits.py')

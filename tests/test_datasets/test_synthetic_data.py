@@ -12,9 +12,10 @@ from mmseg.datasets import CityscapesDataset, PascalVOCDataset
 from mmseg.registry import DATASETS
 from PIL import Image
 
-from ael_mmseg.datasets.longtail_toy import LongTailToyDataset
-from ael_mmseg.testing import (LONGTAIL_TOY_CLASSES, class_pixel_frequencies, make_longtail_toy,
-                               make_mini_cityscapes, make_mini_voc, read_label_maps)
+from ael_mmseg.datasets import LongTailToyDataset
+from ael_mmseg.datasets.longtail_toy import (LONGTAIL_TOY_CLASSES, class_pixel_frequencies,
+                                             make_longtail_toy, read_label_maps)
+from helpers.mini_datasets import make_mini_cityscapes, make_mini_voc
 
 NUM_CLASSES = len(LONGTAIL_TOY_CLASSES)
 LOAD_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]

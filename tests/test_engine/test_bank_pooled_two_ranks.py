@@ -26,7 +26,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from ael_mmseg.engine.hooks import ConfidenceBankHook
-from ael_mmseg.testing.processes import free_port
+from helpers.processes import free_port
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO, 'configs', 'ael',

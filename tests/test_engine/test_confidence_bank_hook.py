@@ -14,8 +14,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from ael_mmseg.engine.hooks import ConfidenceBankHook
-from ael_mmseg.testing.processes import free_port
-from ael_mmseg.testing.stock_tools import TOY_CONFIG
+from helpers.processes import free_port
+from helpers.stock_tools import TOY_CONFIG
 
 SIZE = 32
 

@@ -10,7 +10,7 @@ from mmengine.optim import OptimWrapper
 from mmseg.registry import HOOKS, MODELS
 
 import ael_mmseg.models.segmentors.ael_segmentor as ael_segmentor_module
-from ael_mmseg.testing.fake_batch import make_semi_batch, toy_model_cfg
+from helpers.fake_batch import make_semi_batch, toy_model_cfg
 
 SIZE = 32
 

@@ -21,8 +21,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from ael_mmseg.engine.hooks import PreemptionCheckpointHook, preemption_checkpoint_hook
-from ael_mmseg.testing.processes import run_ranks
-from ael_mmseg.testing.stock_tools import TOY_CONFIG, tiny_toy_options
+from helpers.processes import run_ranks
+from helpers.stock_tools import TOY_CONFIG, tiny_toy_options
 
 WORLD_SIZE = 2
 MAX_ITERS = 8

@@ -20,8 +20,8 @@ from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from ael_mmseg.testing.processes import run_ranks
-from ael_mmseg.testing.stock_tools import TOY_CONFIG, tiny_toy_options
+from helpers.processes import run_ranks
+from helpers.stock_tools import TOY_CONFIG, tiny_toy_options
 
 WORLD_SIZE = 2
 STEPS = 4

@@ -10,8 +10,7 @@ import time
 
 import torch
 
-from ael_mmseg.testing.stock_tools import (REPO_ROOT, STOCK_TOOLS, TOY_CONFIG, run_stock_tool,
-                                           tiny_toy_options)
+from helpers.stock_tools import REPO_ROOT, STOCK_TOOLS, TOY_CONFIG, run_stock_tool, tiny_toy_options
 
 LOSS_KEYS = ('loss', 'sup.decode.loss_ce', 'sup.aux.loss_ce', 'unsup.loss_ael',
              'unsup.loss_ael_labeled')

@@ -16,8 +16,8 @@ from mmengine.runner import load_checkpoint
 from mmseg.apis import MMSegInferencer, inference_model, init_model
 from mmseg.registry import DATASETS, METRICS, MODELS
 
-from ael_mmseg.testing import LONGTAIL_TOY_CLASSES
-from ael_mmseg.testing.stock_tools import REPO_ROOT, TOY_CONFIG, run_stock_tool, tiny_toy_options
+from ael_mmseg.datasets.longtail_toy import LONGTAIL_TOY_CLASSES
+from helpers.stock_tools import REPO_ROOT, TOY_CONFIG, run_stock_tool, tiny_toy_options
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'model_converters', 'export_teacher.py')
 

@@ -3,8 +3,8 @@ import os
 import subprocess
 import sys
 
-from ael_mmseg.testing.paper_configs import save_standin_pretrained, small_model_options
-from ael_mmseg.testing.stock_tools import REPO_ROOT
+from helpers.paper_configs import save_standin_pretrained, small_model_options
+from helpers.stock_tools import REPO_ROOT
 
 SCRIPT = os.path.join(REPO_ROOT, 'tools', 'analysis_tools', 'gpu_check.py')
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ael_mmseg.testing.stock_tools import REPO_ROOT, STOCK_TOOLS
+from helpers.stock_tools import REPO_ROOT, STOCK_TOOLS
 
 SLURM_TRAIN = osp.join(REPO_ROOT, 'tools', 'slurm_train.sh')
 

@@ -12,10 +12,10 @@ import sys
 
 import pytest
 
-from ael_mmseg.testing.paper_configs import save_standin_pretrained, small_model_options
-from ael_mmseg.testing.plain_dataset import (DEFECT_CLASSES, DEFECT_PALETTE, make_plain_dataset,
-                                             write_user_config)
-from ael_mmseg.testing.stock_tools import REPO_ROOT, run_stock_tool
+from helpers.paper_configs import save_standin_pretrained, small_model_options
+from helpers.plain_dataset import (DEFECT_CLASSES, DEFECT_PALETTE, make_plain_dataset,
+                                   write_user_config)
+from helpers.stock_tools import REPO_ROOT, run_stock_tool
 
 TEMPLATE = osp.join(REPO_ROOT, 'configs', 'ael',
                     'ael_deeplabv3plus_r50-d8_4xb2-20k_custom-512x512.py')

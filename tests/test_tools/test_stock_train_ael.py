@@ -7,7 +7,7 @@ import textwrap
 import pytest
 import torch
 
-from ael_mmseg.testing.stock_tools import REPO_ROOT, TOY_CONFIG, run_stock_tool, tiny_toy_options
+from helpers.stock_tools import REPO_ROOT, TOY_CONFIG, run_stock_tool, tiny_toy_options
 
 MAIN_JOB = osp.join(REPO_ROOT, 'configs/ael/ael_unet-s4-d8_fcn_1xb4-1600_longtail-toy-64x64.py')
 

@@ -5,7 +5,7 @@ import textwrap
 
 import torch
 
-from ael_mmseg.testing.stock_tools import run_stock_tool
+from helpers.stock_tools import run_stock_tool
 
 PLAIN_CONFIG = """
 _base_ = ['mmseg::_base_/models/fcn_r50-d8.py', 'mmseg::_base_/default_runtime.py']

@@ -11,9 +11,9 @@ import os.path as osp
 import pytest
 
 from ael_mmseg.datasets.splits import make_split, train_image_ids, write_split
-from ael_mmseg.testing import make_mini_cityscapes, make_mini_voc
-from ael_mmseg.testing.paper_configs import save_standin_pretrained, small_model_options
-from ael_mmseg.testing.stock_tools import REPO_ROOT, run_stock_tool
+from helpers.mini_datasets import make_mini_cityscapes, make_mini_voc
+from helpers.paper_configs import save_standin_pretrained, small_model_options
+from helpers.stock_tools import REPO_ROOT, run_stock_tool
 
 CASES = {
     'cityscapes': dict(

@@ -29,7 +29,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import ael_mmseg  # noqa: F401  (registers the plugin)
-from ael_mmseg.testing.synthetic_data import make_longtail_toy
+from ael_mmseg.datasets.longtail_toy import make_longtail_toy
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO_ROOT, 'configs', 'ael',

@@ -287,7 +287,7 @@ def data_wait(args: argparse.Namespace) -> dict:
     toy_root = osp.join(REPO, 'data/longtail_toy')
     if loader_cfg.dataset.labeled.data_root == 'data/longtail_toy' and \
             not osp.isfile(osp.join(toy_root, 'splits/val.txt')):
-        from ael_mmseg.testing import make_longtail_toy
+        from ael_mmseg.datasets.longtail_toy import make_longtail_toy
         make_longtail_toy(toy_root)
     for side in ('labeled', 'unlabeled'):
         root = loader_cfg.dataset[side].data_root

@@ -8,8 +8,8 @@ Example::
 import argparse
 import time
 
-from ael_mmseg.testing.synthetic_data import (LONGTAIL_TOY_CLASSES, class_pixel_frequencies,
-                                              make_longtail_toy, read_label_maps)
+from ael_mmseg.datasets.longtail_toy import (LONGTAIL_TOY_CLASSES, class_pixel_frequencies,
+                                             make_longtail_toy, read_label_maps)
 
 
 def parse_args() -> argparse.Namespace:

@@ -19,8 +19,8 @@ from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
 
-from ael_mmseg.testing.fake_batch import make_semi_batch, toy_model_cfg
-from ael_mmseg.testing.stock_tools import TOY_CONFIG
+from helpers.fake_batch import make_semi_batch, toy_model_cfg
+from helpers.stock_tools import TOY_CONFIG
 
 SIZE = 32
 NUM_CLASSES = 10

@@ -14,8 +14,8 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from ael_mmseg.models.segmentors.ael_segmentor import _without_pretrained_weights
-from ael_mmseg.testing.paper_configs import save_standin_pretrained, shrink_model_cfg
-from ael_mmseg.testing.stock_tools import REPO_ROOT
+from helpers.paper_configs import save_standin_pretrained, shrink_model_cfg
+from helpers.stock_tools import REPO_ROOT
 
 CONFIGS = [
     'configs/ael/ael_deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_32-769x769.py',

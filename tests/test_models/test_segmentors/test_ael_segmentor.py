@@ -5,7 +5,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmseg.registry import MODELS
 
-from ael_mmseg.testing.fake_batch import make_semi_batch, toy_model_cfg
+from helpers.fake_batch import make_semi_batch, toy_model_cfg
 
 SIZE = 32
 

@@ -30,8 +30,8 @@ from torch import Tensor
 
 import ael_mmseg.models
 from ael_mmseg.models.augmentations import adaptive_cutmix
-from ael_mmseg.testing.fake_batch import make_semi_batch
-from ael_mmseg.testing.stock_tools import TOY_CONFIG
+from helpers.fake_batch import make_semi_batch
+from helpers.stock_tools import TOY_CONFIG
 
 SIZE = 32
 NUM_CLASSES = 10

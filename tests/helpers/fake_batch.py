@@ -1,4 +1,4 @@
-"""A normalised AEL batch in memory, for tests and benchmarks."""
+"""A normalised AEL batch in memory, for tests."""
 from typing import Callable, List, Optional, Tuple
 
 import torch

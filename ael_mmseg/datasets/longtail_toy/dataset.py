@@ -1,8 +1,8 @@
-"""The long-tailed toy dataset of the CPU demo (written by ``make_longtail_toy``)."""
+"""The dataset class that reads the long-tailed toy dataset (written by ``make_longtail_toy``)."""
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from ael_mmseg.testing.synthetic_data import LONGTAIL_TOY_CLASSES, LONGTAIL_TOY_PALETTE
+from .render import LONGTAIL_TOY_CLASSES, LONGTAIL_TOY_PALETTE
 
 
 @DATASETS.register_module()
@@ -11,7 +11,7 @@ class LongTailToyDataset(BaseSegDataset):
 
     Three "stuff" classes hold about 90% of the pixels and four small-object
     classes about 0.1-0.5% each; classes overlap in colour and differ in
-    texture and shape. See :mod:`ael_mmseg.testing.synthetic_data` for the
+    texture and shape. See :mod:`ael_mmseg.datasets.longtail_toy.render` for the
     design and ``tools/misc/generate_longtail_toy.py`` to write it.
 
     Layout::

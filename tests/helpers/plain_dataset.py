@@ -14,7 +14,7 @@ from typing import Dict, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
-from .synthetic_data import SyntheticDatasetInfo
+from ael_mmseg.datasets.longtail_toy import SyntheticDatasetInfo
 
 #: Class names of the defect scene, in label-id order.
 DEFECT_CLASSES = ('metal', 'rust', 'scratch', 'dent')
