@@ -43,8 +43,8 @@ class PreemptionCheckpointHook(Hook):
     iteration, whether any of them received it; if so, every rank finishes
     that iteration, the ``CheckpointHook`` writes its usual checkpoint
     (``iter_<n>.pth``, ``last_checkpoint``, ``max_keep_ckpts``) with
-    everything other hooks add to it (``ConfidenceBankHook``'s
-    ``ael_state``), the loop stops, and after the remaining ``after_train`` /
+    everything hooks add to it (``ResumableCheckpointHook``'s ``ael_state``),
+    the loop stops, and after the remaining ``after_train`` /
     ``after_run`` hooks the process exits with ``exit_code`` (75,
     ``EX_TEMPFAIL``: "try again"), which ``tools/slurm_train.sh`` turns into
     ``scontrol requeue``. ``--resume`` continues the run.
@@ -62,9 +62,6 @@ class PreemptionCheckpointHook(Hook):
     training step. The signal is acted on at the first agreement after it,
     so the signal's lead time must cover ``sync_interval`` steps plus the
     checkpoint write (Slurm's ``@120`` is 120 s).
-
-    Hooks that keep per-rank state for a checkpoint (``ConfidenceBankHook``)
-    learn about the extra save through :meth:`will_save_checkpoint`.
 
     Args:
         signals (Sequence[str | int]): The signals to catch. Defaults to

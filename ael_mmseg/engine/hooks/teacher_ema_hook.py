@@ -1,9 +1,10 @@
-"""Keeps the AEL teacher an exponential moving average of the student."""
+"""Keeps the mean teacher an exponential moving average of the student."""
 import torch
 from mmengine import dist
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+
+from .model_access import unwrapped_model
 
 
 @HOOKS.register_module()
@@ -31,12 +32,12 @@ class TeacherEMAHook(Hook):
     priority = 'ABOVE_NORMAL'
 
     def before_train(self, runner) -> None:
-        model = self._model(runner)
+        model = unwrapped_model(runner, 'update_teacher', 'TeacherEMAHook')
         if runner.iter == 0:
             model.copy_student_to_teacher()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        model = self._model(runner)
+        model = unwrapped_model(runner, 'update_teacher', 'TeacherEMAHook')
         model.update_teacher(runner.iter)
         if dist.get_world_size() > 1:
             self._average_buffers(model.teacher)
@@ -52,11 +53,3 @@ class TeacherEMAHook(Hook):
         averaged = [part.view_as(b).to(b.dtype) for part, b in
                     zip(flat.split([b.numel() for b in buffers]), buffers)]
         torch._foreach_copy_(buffers, averaged)
-
-    @staticmethod
-    def _model(runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not hasattr(model, 'update_teacher'):
-            raise TypeError(f'TeacherEMAHook needs a model with a teacher (AELSegmentor), got '
-                            f'{type(model).__name__}')
-        return model

@@ -3,7 +3,8 @@
 ACP pastes *all* pixels of a few sampled classes from a second labeled image
 (the paste source, with its own large-scale jitter) onto each labeled image,
 image and label alike. Classes are sampled with probability
-``softmax(sqrt(1 - Conf))`` over the allowed classes, so classes the model is
+``softmax(sqrt(1 - Conf))`` over the allowed classes
+(:func:`~ael_mmseg.models.utils.class_sampling.acp_class_probabilities`), so classes the model is
 currently bad at (low confidence in the bank, Eq. 4/7) are pasted more often.
 
 Where and why we differ from the original code (``dynamic_copy_paste`` and
@@ -35,6 +36,8 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
+
+from ..utils.class_sampling import acp_class_probabilities
 
 
 @MODELS.register_module()
@@ -103,29 +106,6 @@ class AdaptiveCopyPaste(nn.Module):
             raise ValueError(f'confidence must be a float tensor of shape ({self.num_classes},), '
                              f'got {type(confidence).__name__} with shape {shape}')
 
-    def class_probabilities(self, confidence: Tensor) -> Tensor:
-        """Category sampling probabilities of ACP.
-
-        ``r_c = exp(sqrt(1 - Conf_c)) / sum_{k allowed} exp(sqrt(1 - Conf_k))``
-        for allowed classes, exactly 0 for excluded ones (as ``train.py`` of
-        the original: softmax over the square root of ``1 - Conf``).
-        ``1 - Conf`` is clamped at 0 so that a bank value marginally above 1
-        cannot produce NaN.
-
-        Args:
-            confidence (Tensor): (C,) per-class confidence bank.
-
-        Returns:
-            Tensor: (C,) float32 probabilities on ``confidence.device``;
-            they sum to 1.
-        """
-        self._check_confidence(confidence)
-        conf = confidence.detach().to(torch.float32)
-        logits = (1.0 - conf).clamp(min=0.0).sqrt()
-        allowed = self.allowed_mask.to(conf.device)
-        logits = logits.masked_fill(~allowed, float('-inf'))
-        return torch.softmax(logits, dim=0)
-
     def sample_classes(self,
                        confidence: Tensor,
                        num_images: int,
@@ -133,8 +113,9 @@ class AdaptiveCopyPaste(nn.Module):
         """Sample the set of classes to paste, independently per image.
 
         Each image gets ``K`` draws with replacement from
-        :meth:`class_probabilities` (inverse CDF on ``torch.rand``); its set
-        is the union of the draws (1 to ``K`` distinct classes).
+        :func:`acp_class_probabilities` over the allowed classes (inverse CDF
+        on ``torch.rand``); its set is the union of the draws (1 to ``K``
+        distinct classes).
 
         Args:
             confidence (Tensor): (C,) per-class confidence bank.
@@ -146,7 +127,8 @@ class AdaptiveCopyPaste(nn.Module):
         """
         if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 0:
             raise ValueError(f'num_images must be a non-negative int, got {num_images!r}')
-        probs = self.class_probabilities(confidence)
+        self._check_confidence(confidence)
+        probs = acp_class_probabilities(confidence, self.allowed_mask.to(confidence.device))
         cdf = torch.cumsum(probs, dim=0)
         u = torch.rand((num_images, self.num_sampled_classes),
                        device=probs.device, generator=generator)

@@ -23,9 +23,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from mmseg.registry import MODELS
-from torch import Tensor, nn
+from torch import Tensor
 
+from ..utils.class_sampling import acm_class_probabilities
 from .connected_components import connected_components
+from .cutmix import CutMix, on_host
 
 # Relative tolerance on ``thresh * num_pixels`` before it is rounded up to a whole
 # pixel count, so that float rounding (0.07 * 100 = 7.000000000000001) cannot turn
@@ -48,13 +50,8 @@ def _min_pixels(area_thresh: float, num_pixels: int) -> int:
     return max(1, math.ceil(need - _AREA_EPS * max(need, 1.0)))
 
 
-def _on_host(tensor: Tensor) -> bool:
-    """Whether value checks on ``tensor`` are free (it lives on the CPU)."""
-    return tensor.device.type == 'cpu'
-
-
 @MODELS.register_module()
-class AdaptiveCutMix(nn.Module):
+class AdaptiveCutMix(CutMix):
     """Adaptive CutMix of AEL (Eq. 9) for a batch of target/source pairs.
 
     Holds the class x unlabeled-image presence table (the original code's
@@ -99,10 +96,9 @@ class AdaptiveCutMix(nn.Module):
         component_area_thresh (float): Connected components smaller than this
             fraction of the image are never chosen (the original's
             ``area_thresh``: Cityscapes 0.005, VOC 0.03). Defaults to 0.005.
-        fallback_area_ratio (float): Area of the random CutMix box used when
-            no class was sampled or no component qualifies. Defaults to 0.5.
-        adaptive (bool): If False, the sampler draws no class and every pair
-            gets the random box: the plain CutMix baseline. Defaults to True.
+        area_ratio (float): Area of the random CutMix box used when no class
+            was sampled or no component qualifies (:class:`CutMix`). Defaults
+            to 0.5.
         max_label_map_size (int): Longer side of the label map on which the
             components are found. Defaults to 128.
         ignore_index (int): Label value that is no class. Defaults to 255.
@@ -117,21 +113,18 @@ class AdaptiveCutMix(nn.Module):
                  num_classes: int,
                  presence_area_thresh: float = 0.01,
                  component_area_thresh: float = 0.005,
-                 fallback_area_ratio: float = 0.5,
-                 adaptive: bool = True,
+                 area_ratio: float = 0.5,
                  max_label_map_size: int = 128,
                  ignore_index: int = 255,
                  connectivity: int = 8,
                  num_cc_iterations: Optional[int] = None) -> None:
-        super().__init__()
+        super().__init__(area_ratio)
         if num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         for name, value in (('presence_area_thresh', presence_area_thresh),
                             ('component_area_thresh', component_area_thresh)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f'{name} must be in [0, 1], got {value}')
-        if not 0.0 < fallback_area_ratio <= 1.0:
-            raise ValueError(f'fallback_area_ratio must be in (0, 1], got {fallback_area_ratio}')
         if max_label_map_size < 1:
             raise ValueError(f'max_label_map_size must be >= 1, got {max_label_map_size}')
         if connectivity not in (4, 8):
@@ -144,8 +137,6 @@ class AdaptiveCutMix(nn.Module):
         self.num_classes = num_classes
         self.presence_area_thresh = presence_area_thresh
         self.component_area_thresh = component_area_thresh
-        self.fallback_area_ratio = fallback_area_ratio
-        self.adaptive = adaptive
         self.max_label_map_size = max_label_map_size
         self.ignore_index = ignore_index
         self.connectivity = connectivity
@@ -209,7 +200,7 @@ class AdaptiveCutMix(nn.Module):
         num, height, width = teacher_pred.shape
         pred = teacher_pred.reshape(num, height * width).long()
         in_range = (pred >= 0) & (pred < self.num_classes)
-        if _on_host(pred):  # value checks are free on the host only
+        if on_host(pred):  # value checks are free on the host only
             bad = ~in_range & (pred != self.ignore_index)
             if bool(bad.any()):
                 raise ValueError(f'teacher_pred holds {pred[bad][0].item()}, neither a class '
@@ -274,7 +265,7 @@ class AdaptiveCutMix(nn.Module):
             raise ValueError(f'presence must be a ({sample_idx.numel()}, {self.num_classes}) '
                              f'bool tensor, got shape {tuple(presence.shape)}, '
                              f'dtype {presence.dtype}')
-        if _on_host(sample_idx) and sample_idx.numel() > 0:  # free on the host only
+        if on_host(sample_idx) and sample_idx.numel() > 0:  # free on the host only
             bad = (sample_idx < 0) | (sample_idx >= self.num_unlabeled)
             if bool(bad.any()):
                 raise ValueError(f'sample_idx holds {sample_idx[bad][0].item()}, outside the '
@@ -287,24 +278,6 @@ class AdaptiveCutMix(nn.Module):
         return merged
 
     # ------------------------------------------------------------------ sampling
-    def class_probabilities(self, confidence: Tensor) -> Tensor:
-        """Category sampling probabilities r = softmax(1 - Conf) of the paper (ACM).
-
-        Args:
-            confidence (Tensor): (C,) confidence bank (Eq. 7).
-
-        Returns:
-            Tensor: (C,) float32 probabilities, on ``confidence.device``.
-
-        Raises:
-            ValueError: If ``confidence`` is not a (C,) floating tensor.
-        """
-        if tuple(confidence.shape) != (self.num_classes, ) or \
-                not confidence.is_floating_point():
-            raise ValueError(f'confidence must be a ({self.num_classes},) float tensor, got '
-                             f'shape {tuple(confidence.shape)}, dtype {confidence.dtype}')
-        return torch.softmax(1.0 - confidence.float(), dim=0)
-
     def sample_source(self,
                       confidence: Tensor,
                       generator: Optional[torch.Generator] = None,
@@ -315,8 +288,8 @@ class AdaptiveCutMix(nn.Module):
         there; a table on an accelerator is copied to the host, a sync).
         Draws c ~ softmax(1 - Conf) by inverse CDF, then an image uniformly
         among those whose presence entry for c is True, or uniformly among
-        all when there is none (the original's ``sample_from_bank``). With
-        ``adaptive=False`` the class is -1 and the image uniform.
+        all when there is none (the original's ``sample_from_bank``); the
+        class probabilities are :func:`acm_class_probabilities`.
 
         Args:
             confidence (Tensor): (C,) confidence bank.
@@ -326,8 +299,7 @@ class AdaptiveCutMix(nn.Module):
                 by a hook so that no device table is read.
 
         Returns:
-            tuple[int, int]: ``(class_index, image_index)``; class -1 means
-            none (plain CutMix box).
+            tuple[int, int]: ``(class_index, image_index)``.
 
         Raises:
             ValueError: If the table is malformed or empty
@@ -342,10 +314,7 @@ class AdaptiveCutMix(nn.Module):
         if num_images == 0:
             raise ValueError('the presence table covers no unlabeled image; '
                              'call resize_presence(num_unlabeled) first')
-        if not self.adaptive:
-            image = torch.randint(num_images, (1, ), generator=generator)
-            return -1, int(image.item())
-        probs = self.class_probabilities(confidence.detach().cpu())
+        probs = acm_class_probabilities(confidence.detach().cpu(), self.num_classes)
         if not bool(torch.isfinite(probs).all()):
             raise ValueError(f'confidence must be finite, got {confidence.tolist()}')
         cdf = torch.cumsum(probs, dim=0)
@@ -359,32 +328,6 @@ class AdaptiveCutMix(nn.Module):
         return cls, int(image.item())
 
     # ------------------------------------------------------------------ boxes
-    def _fallback_boxes(self, num: int, height: int, width: int, device: torch.device,
-                        generator: Optional[torch.Generator]) -> Tensor:
-        """Random CutMix boxes of area ~``fallback_area_ratio`` (the original's ``init_cutmix``).
-
-        Height fraction ``exp(U * log(ratio))``, width fraction ``ratio / that``,
-        both rounded to pixels, at a uniformly random position.
-
-        Args:
-            num (int): Number of boxes P.
-            height (int): Image height H.
-            width (int): Image width W.
-            device (torch.device): Device of the boxes.
-            generator (torch.Generator, optional): Generator on ``device``.
-
-        Returns:
-            Tensor: (P, 4) long boxes ``(y0, x0, y1, x1)``, end-exclusive.
-        """
-        u = torch.rand(num, 3, generator=generator, device=device)
-        y_prop = torch.exp(u[:, 0] * math.log(self.fallback_area_ratio))
-        x_prop = self.fallback_area_ratio / y_prop
-        size_y = torch.round(y_prop * height)
-        size_x = torch.round(x_prop * width)
-        y0 = torch.round((height - size_y) * u[:, 1])
-        x0 = torch.round((width - size_x) * u[:, 2])
-        return torch.stack([y0, x0, y0 + size_y, x0 + size_x], dim=1).long()
-
     def _label_map_size(self, height: int, width: int) -> Tuple[int, int]:
         """Size of the downsampled label map (longer side <= ``max_label_map_size``)."""
         longer = max(height, width)
@@ -458,30 +401,14 @@ class AdaptiveCutMix(nn.Module):
                       source_pred: Tensor, target_conf: Tensor, source_conf: Tensor,
                       classes: Tensor) -> None:
         """Raise ValueError naming the argument whose shape or dtype is wrong."""
-        if target_images.dim() != 4:
-            raise ValueError('target_images must be (P, C, H, W), got shape '
-                             f'{tuple(target_images.shape)}')
-        num, _, height, width = target_images.shape
-        if source_images.shape != target_images.shape or \
-                source_images.dtype != target_images.dtype:
-            raise ValueError('source_images must match target_images (shape '
-                             f'{tuple(target_images.shape)}, dtype {target_images.dtype}), '
-                             f'got {tuple(source_images.shape)}, {source_images.dtype}')
-        for name, tensor, floating in (('target_pred', target_pred, False),
-                                       ('source_pred', source_pred, False),
-                                       ('target_conf', target_conf, True),
-                                       ('source_conf', source_conf, True)):
-            if tuple(tensor.shape) != (num, height, width):
-                raise ValueError(f'{name} must have shape {(num, height, width)}, '
-                                 f'got {tuple(tensor.shape)}')
-            if tensor.is_floating_point() != floating or tensor.dtype == torch.bool:
-                kind = 'floating' if floating else 'integer'
-                raise ValueError(f'{name} must be {kind}, got dtype {tensor.dtype}')
+        self.check_pairs(target_images, source_images, target_pred, source_pred, target_conf,
+                         source_conf)
+        num = target_images.shape[0]
         if tuple(classes.shape) != (num, ) or classes.is_floating_point() \
                 or classes.dtype == torch.bool:
             raise ValueError(f'classes must be a ({num},) integer tensor, got shape '
                              f'{tuple(classes.shape)}, dtype {classes.dtype}')
-        if _on_host(classes):  # free on the host only
+        if on_host(classes):  # free on the host only
             bad = (classes < -1) | (classes >= self.num_classes)
             if bool(bad.any()):
                 raise ValueError(f'classes holds {classes[bad][0].item()}, neither -1 nor a '
@@ -503,9 +430,9 @@ class AdaptiveCutMix(nn.Module):
         the image, the teacher's pseudo-label and its confidence alike. The
         box is the bounding box of a random qualifying component of the
         pair's class in the source prediction
-        (:meth:`component_boxes`); when the class is -1, ``adaptive`` is
-        False, or no component qualifies, it is a random box of area
-        ``fallback_area_ratio`` (:meth:`_fallback_boxes`). Sync-free; all
+        (:meth:`component_boxes`); when the class is -1 or no component
+        qualifies, it is a random box of area ``area_ratio``
+        (:meth:`CutMix.random_boxes`). Sync-free; all
         randomness from ``generator`` or the device's default generator.
 
         Args:
@@ -532,23 +459,16 @@ class AdaptiveCutMix(nn.Module):
         num, _, height, width = target_images.shape
         device = target_images.device
         classes = classes.to(device).long()
-        if not self.adaptive:
-            classes = torch.full_like(classes, -1)
-
         with torch.no_grad():
             comp_boxes, found = self.component_boxes(source_pred.to(device).long(), classes,
                                                      generator)
-            rand_boxes = self._fallback_boxes(num, height, width, device, generator)
+            rand_boxes = self.random_boxes(num, height, width, device, generator)
             boxes = torch.where(found.view(num, 1), comp_boxes, rand_boxes)
-            ys = torch.arange(height, device=device).view(1, height, 1)
-            xs = torch.arange(width, device=device).view(1, 1, width)
-            box_mask = ((ys >= boxes[:, 0].view(num, 1, 1)) & (ys < boxes[:, 2].view(num, 1, 1))
-                        & (xs >= boxes[:, 1].view(num, 1, 1))
-                        & (xs < boxes[:, 3].view(num, 1, 1)))
+        return self.mix(boxes, target_images, source_images, target_pred, source_pred,
+                        target_conf, source_conf)
 
-        mixed_images = torch.where(box_mask.unsqueeze(1), source_images, target_images)
-        mixed_pred = torch.where(box_mask, source_pred.to(device), target_pred.to(device)).long()
-        conf_dtype = torch.promote_types(target_conf.dtype, torch.float32)
-        mixed_conf = torch.where(box_mask, source_conf.to(device, conf_dtype),
-                                 target_conf.to(device, conf_dtype))
-        return mixed_images, mixed_pred, mixed_conf, box_mask
+    def extra_repr(self) -> str:
+        return (f'num_classes={self.num_classes}, '
+                f'presence_area_thresh={self.presence_area_thresh}, '
+                f'component_area_thresh={self.component_area_thresh}, '
+                f'area_ratio={self.area_ratio}, max_label_map_size={self.max_label_map_size}')

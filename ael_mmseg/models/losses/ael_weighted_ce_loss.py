@@ -28,8 +28,9 @@ class AELWeightedCELoss(nn.Module):
       ``w = teacher_confidence ** gamma``, the teacher's confidence in its
       own pseudo-label (confident pixels weigh *more*, unlike focal loss).
     - Adaptive equalization sampling, AES (Eq. 10-11): a pixel the student
-      predicts as class ``c`` is kept with probability ``s_c``, the rate
-      given by :meth:`equalization_sampling_rates` from the confidence bank.
+      predicts as class ``c`` is kept with probability ``s_c``, the rate the
+      caller passes in: :func:`~ael_mmseg.models.utils.aes_sampling_rates`
+      of the confidence bank (:class:`AELSegmentor` does).
       Drawn with one ``torch.rand`` and one gather, without a per-class loop.
 
     The loss is ``sum(w * CE) / sum(w)`` over the kept, non-ignored pixels,
@@ -42,9 +43,6 @@ class AELWeightedCELoss(nn.Module):
     drew the sampling mask with a per-class Python loop. We normalise over
     the kept, non-ignored pixels only, as the paper's loss describes, so the
     loss scale does not depend on how many pixels are ignored or dropped.
-    The original also divided by ``max + 1e-12`` when computing the rates,
-    which gives rate 0 to every class once all classes are fully confident;
-    we keep every pixel in that case instead.
 
     Args:
         gamma (float): Exponent of the teacher confidence in DR; 0 gives
@@ -53,9 +51,9 @@ class AELWeightedCELoss(nn.Module):
             Default: True.
         use_equalization_sampling (bool): If False, ``sampling_rates`` is
             ignored and all pixels are kept. Default: True.
-        beta (float): Exponent of AES rates (Eq. 11), used by the rates the
-            caller computes with :meth:`equalization_sampling_rates`
-            (``beta=self.beta``). Default: 1.0.
+        beta (float): Exponent of the AES rates (Eq. 11); the caller computes
+            the rates with ``aes_sampling_rates(confidence, loss.beta)``.
+            Default: 1.0.
         loss_weight (float): Multiplier of the returned loss. Default: 1.0.
         ignore_index (int): Pseudo-label value excluded from the loss.
             Default: 255.
@@ -83,35 +81,6 @@ class AELWeightedCELoss(nn.Module):
         if not isinstance(loss_name, str) or not loss_name:
             raise ValueError(f'loss_name must be a non-empty str, got {loss_name!r}')
         self._loss_name = loss_name
-
-    @staticmethod
-    @torch.no_grad()
-    def equalization_sampling_rates(confidence: Tensor, beta: float) -> Tensor:
-        """AES per-class sampling rates (Eq. 10-11).
-
-        ``s_c = ((1 - Conf_c) / max_k (1 - Conf_k)) ** beta``; the least
-        confident class gets rate 1. When every class is fully confident
-        (``max_k (1 - Conf_k) == 0``) all rates are 1. Confidences are
-        clamped to [0, 1] first, so the rates always lie in [0, 1].
-
-        Args:
-            confidence (Tensor): (C,) per-class confidence ``Conf_c``.
-            beta (float): Exponent, >= 0 (0 gives all rates 1).
-
-        Returns:
-            Tensor: (C,) float32 keep rates in [0, 1], on confidence's device.
-        """
-        beta = _check_non_negative('beta', beta)
-        if not isinstance(confidence, Tensor) or confidence.dim() != 1 or \
-                confidence.numel() == 0:
-            shape = tuple(confidence.shape) if isinstance(confidence, Tensor) else None
-            raise ValueError(f'confidence must be a non-empty 1-D tensor (C,), got {shape}')
-        uncertainty = 1 - confidence.detach().float().clamp(0, 1)
-        max_unc = uncertainty.max()
-        has_unc = max_unc > 0
-        rates = uncertainty / torch.where(has_unc, max_unc, torch.ones_like(max_unc))
-        rates = torch.where(has_unc, rates, torch.ones_like(rates))
-        return rates.pow(beta)
 
     def forward(self,
                 seg_logits: Tensor,

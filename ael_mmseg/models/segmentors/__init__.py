@@ -1,3 +1,7 @@
-from .ael_segmentor import AELSegmentor
+from .ael_segmentor import AELSegmentor, AELStepRecord
+from .cutmix_mean_teacher import CutMixMeanTeacher
+from .mean_teacher_segmentor import MeanTeacherSegmentor, MixedBatch
 
-__all__ = ['AELSegmentor']
+__all__ = [
+    'AELSegmentor', 'AELStepRecord', 'CutMixMeanTeacher', 'MeanTeacherSegmentor', 'MixedBatch'
+]

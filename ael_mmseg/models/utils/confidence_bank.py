@@ -1,5 +1,5 @@
 """The confidence bank of AEL (paper Sec. 3.2, Eq. 4 and Eq. 7)."""
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +30,12 @@ class ConfidenceBank(nn.Module):
       observed has confidence ``init_confidence`` (0 by default: an unseen
       class is treated as the least learnt one).
     * **Multi-GPU.** The original kept one bank per process. The step sums
-      and counts are all-reduced by :class:`ConfidenceBankHook` before
-      :meth:`update`, so every rank holds the same bank, independent of how
-      the global batch is split.
+      and counts are all-reduced (:meth:`AELSegmentor.finish_step`, called by
+      :class:`ConfidenceBankHook`) before :meth:`update`, so every rank holds
+      the same bank, independent of how the global batch is split.
+
+    The sampling distributions the bank drives (ACM, ACP, AES) are in
+    :mod:`ael_mmseg.models.utils.class_sampling`.
 
     Args:
         num_classes (int): Number of classes.
@@ -61,8 +64,6 @@ class ConfidenceBank(nn.Module):
         self.init_confidence = float(init_confidence)
         self.register_buffer('ema', torch.zeros(num_classes, dtype=torch.float32))
         self.register_buffer('num_updates', torch.zeros(num_classes, dtype=torch.float32))
-        # Statistics of the current step, consumed by the hook (not state).
-        self.pending: Optional[Tuple[Tensor, Tensor]] = None
 
     @property
     def confidence(self) -> Tensor:
@@ -104,20 +105,6 @@ class ConfidenceBank(nn.Module):
         counts.scatter_add_(0, flat_target, valid.flatten().float())
         return sums, counts
 
-    def stage(self, sums: Tensor, counts: Tensor) -> None:
-        """Keep this step's statistics until the hook reduces and applies them."""
-        if self.pending is not None:
-            # Several forward passes in one iteration (gradient accumulation):
-            # the step statistic covers all of them.
-            sums = sums + self.pending[0]
-            counts = counts + self.pending[1]
-        self.pending = (sums, counts)
-
-    def pop_pending(self) -> Optional[Tuple[Tensor, Tensor]]:
-        """Return and clear the staged statistics (None if nothing staged)."""
-        pending, self.pending = self.pending, None
-        return pending
-
     @torch.no_grad()
     def update(self, sums: Tensor, counts: Tensor) -> None:
         """Apply Eq. 7 to the classes observed in this step.
@@ -131,32 +118,6 @@ class ConfidenceBank(nn.Module):
         updated = self.momentum * self.ema + (1.0 - self.momentum) * step_conf
         self.ema.copy_(torch.where(observed, updated, self.ema))
         self.num_updates.add_(observed.float())
-
-    # Sampling distributions derived from the bank; they live here so the
-    # hook can log exactly what the augmentations and the loss use.
-    def acm_probabilities(self) -> Tensor:
-        """Tensor: (C,) ACM category sampling ``softmax(1 - Conf)`` (Eq. 9)."""
-        return F.softmax(1.0 - self.confidence, dim=0)
-
-    def acp_probabilities(self, allowed: Optional[Tensor] = None) -> Tensor:
-        """Tensor: (C,) ACP category sampling ``softmax(sqrt(1 - Conf))``.
-
-        Args:
-            allowed (Tensor, optional): (C,) bool, classes that may be pasted;
-                excluded classes get probability 0.
-        """
-        logits = torch.sqrt((1.0 - self.confidence).clamp_min(0.0))
-        if allowed is not None:
-            logits = logits.masked_fill(~allowed, float('-inf'))
-        return F.softmax(logits, dim=0)
-
-    def aes_rates(self, beta: float = 1.0) -> Tensor:
-        """Tensor: (C,) AES keep rates ``((1 - Conf_c) / max(1 - Conf))^beta`` (Eq. 10-11)."""
-        unconfidence = (1.0 - self.confidence).clamp_min(0.0)
-        ratio = unconfidence / unconfidence.max().clamp_min(torch.finfo(torch.float32).tiny)
-        # All classes perfectly confident: nothing is preferred, keep everything.
-        ratio = torch.where(unconfidence.max() > 0, ratio, torch.ones_like(ratio))
-        return ratio.pow(beta)
 
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, momentum={self.momentum}, '
