@@ -20,8 +20,9 @@ class TeacherStudentValLoop(ValLoop):
         model = self.runner.model
         model = model.module if is_model_wrapper(model) else model
         if not hasattr(model, 'semi_test_cfg'):
-            raise TypeError('TeacherStudentValLoop needs a mean-teacher segmentor (teacher and student), got '
-                            f'{type(model).__name__}; use the stock ValLoop instead')
+            raise TypeError('TeacherStudentValLoop needs a mean-teacher segmentor (teacher '
+                            f'and student), got {type(model).__name__}; use the stock ValLoop '
+                            'instead')
         model.eval()
         original = model.semi_test_cfg['predict_on']
         metrics = {}
