@@ -6,6 +6,7 @@ import torch
 from mmseg.registry import MODELS
 
 from ael_mmseg.models.augmentations.adaptive_copy_paste import AdaptiveCopyPaste
+from ael_mmseg.models.utils import acp_class_probabilities
 
 C = 6
 
@@ -32,19 +33,19 @@ def test_class_probabilities_match_formula():
     excluded = (0, 2)
     acp = AdaptiveCopyPaste(C, num_sampled_classes=2, excluded_classes=excluded)
     conf = torch.rand(C, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    probs = acp.class_probabilities(conf)
+    probs = acp_class_probabilities(conf, acp.allowed_mask)
     assert probs.dtype == torch.float32 and probs.shape == (C, )
     np.testing.assert_allclose(probs.numpy(), _reference_probs(conf.numpy(), excluded),
                                rtol=1e-6, atol=1e-7)
     assert probs[0] == 0 and probs[2] == 0
     assert math.isclose(probs.sum().item(), 1.0, rel_tol=1e-6)
     # half-precision bank: still float32 probabilities
-    assert acp.class_probabilities(conf.half()).dtype == torch.float32
+    assert acp_class_probabilities(conf.half(), acp.allowed_mask).dtype == torch.float32
 
 
 def test_class_probabilities_no_nan_above_one():
     acp = AdaptiveCopyPaste(3, num_sampled_classes=1)
-    probs = acp.class_probabilities(torch.tensor([1.0 + 1e-6, 0.5, 0.0]))
+    probs = acp_class_probabilities(torch.tensor([1.0 + 1e-6, 0.5, 0.0]), acp.allowed_mask)
     assert torch.isfinite(probs).all()
     np.testing.assert_allclose(probs.numpy(), _reference_probs([1.0, 0.5, 0.0], ()), rtol=1e-6)
 
@@ -212,7 +213,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match='confidence'):
         acp(images, labels, paste_images, paste_labels, torch.rand(C + 1))
     with pytest.raises(ValueError, match='confidence'):
-        acp.class_probabilities(torch.arange(C))
+        acp_class_probabilities(torch.arange(C))
     with pytest.raises(ValueError, match='paste_images'):
         acp(images, labels, paste_images[:, :, :-1], paste_labels, conf)
     with pytest.raises(ValueError, match='paste_labels'):

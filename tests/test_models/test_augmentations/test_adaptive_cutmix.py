@@ -7,7 +7,9 @@ import torch
 from mmseg.registry import MODELS
 from torch import nn
 
+from ael_mmseg.models.augmentations import CutMix
 from ael_mmseg.models.augmentations.adaptive_cutmix import AdaptiveCutMix
+from ael_mmseg.models.utils import acm_class_probabilities
 
 NUM_CLASSES = 5
 
@@ -134,11 +136,10 @@ def test_resize_and_state_dict_round_trip_with_another_size():
 
 # ---------------------------------------------------------------- sampling
 def test_class_probabilities_are_softmax_of_one_minus_conf():
-    acm = AdaptiveCutMix(4)
     conf = torch.tensor([0.9, 0.2, 0.5, 1.0], dtype=torch.float16)
     weights = [math.exp(1 - c) for c in conf.tolist()]
     expected = torch.tensor([w / sum(weights) for w in weights])
-    probs = acm.class_probabilities(conf)
+    probs = acm_class_probabilities(conf)
     assert probs.dtype == torch.float32
     torch.testing.assert_close(probs, expected)
 
@@ -170,15 +171,6 @@ def test_sample_source_falls_back_to_any_image_without_holder():
     draws = [acm.sample_source(torch.tensor([1.0, -20.0]), gen) for _ in range(200)]
     assert {c for c, _ in draws} == {1}
     assert {i for _, i in draws} == {0, 1, 2, 3}
-
-
-def test_sample_source_without_adaptive_gives_no_class():
-    acm = AdaptiveCutMix(3, adaptive=False)
-    acm.resize_presence(5)
-    gen = torch.Generator().manual_seed(5)
-    draws = [acm.sample_source(torch.zeros(3), gen) for _ in range(100)]
-    assert {c for c, _ in draws} == {-1}
-    assert {i for _, i in draws} == set(range(5))
 
 
 def test_sample_source_draws_from_a_given_host_table():
@@ -281,13 +273,22 @@ def test_fallback_box_covers_half_the_image(classes):
             assert y1 - y0 >= 0.5 * height - 1 and x1 - x0 >= 0.5 * width - 1
 
 
-def test_not_adaptive_ignores_classes():
-    acm = AdaptiveCutMix(NUM_CLASSES, adaptive=False)
+def test_plain_cutmix_box_is_random_half_area_whatever_the_prediction():
+    cutmix = CutMix()
     pred = torch.zeros(1, 32, 32, dtype=torch.long)
-    pred[0, 4:8, 4:8] = 1  # a qualifying component, 16 / 1024 px
-    *_, box_mask = acm(**_pairs(pred), classes=torch.tensor([1]),
-                       generator=torch.Generator().manual_seed(0))
+    pred[0, 4:8, 4:8] = 1  # a component that ACM could have chosen
+    inputs = _pairs(pred)
+    *_, box_mask = cutmix(**inputs, generator=torch.Generator().manual_seed(0))
     assert abs(box_mask.sum().item() - 512) < 33
+    # Same generator state, same box as ACM's fallback for a pair without a class.
+    acm = AdaptiveCutMix(NUM_CLASSES)
+    gen = torch.Generator().manual_seed(0)
+    boxes = cutmix.random_boxes(1, 32, 32, torch.device('cpu'), gen)
+    y0, x0, y1, x1 = boxes[0].tolist()
+    assert box_mask[0].sum().item() == (y1 - y0) * (x1 - x0)
+    with pytest.raises(TypeError):
+        cutmix(**inputs, classes=torch.tensor([1]))  # ACM's argument: AdaptiveCutMix only
+    assert acm.area_ratio == cutmix.area_ratio == 0.5
 
 
 # ---------------------------------------------------------------- mixing

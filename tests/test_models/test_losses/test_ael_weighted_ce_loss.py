@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 
 from ael_mmseg.models.losses import AELWeightedCELoss
+from ael_mmseg.models.utils import aes_sampling_rates
 
 IGNORE = 255
 
@@ -108,7 +109,7 @@ def test_dynamic_reweighting_matches_naive_loop():
 def test_equalization_rates_formula():
     conf = torch.tensor([0.9, 0.95, 0.3, 0.8, 1.0])
     for beta in (1.0, 0.5, 2.0):
-        rates = AELWeightedCELoss.equalization_sampling_rates(conf, beta)
+        rates = aes_sampling_rates(conf, beta)
         unc = [1 - float(v) for v in conf]
         expected = torch.tensor([(u / max(unc))**beta for u in unc])
         torch.testing.assert_close(rates, expected)
@@ -119,15 +120,15 @@ def test_equalization_rates_formula():
 
 def test_equalization_rates_all_equal_and_range():
     for value in (0.0, 0.4, 1.0):  # 1.0: max(1 - Conf) = 0 must not give NaN
-        rates = AELWeightedCELoss.equalization_sampling_rates(torch.full((6, ), value), 1.0)
+        rates = aes_sampling_rates(torch.full((6, ), value), 1.0)
         torch.testing.assert_close(rates, torch.ones(6))
     conf = torch.rand(19, generator=torch.Generator().manual_seed(1))
     for beta in (0.0, 0.5, 1.0, 3.0):
-        rates = AELWeightedCELoss.equalization_sampling_rates(conf, beta)
+        rates = aes_sampling_rates(conf, beta)
         assert torch.isfinite(rates).all()
         assert ((rates >= 0) & (rates <= 1)).all()
         assert rates.max().item() == 1.0
-    torch.testing.assert_close(AELWeightedCELoss.equalization_sampling_rates(conf, 0.0),
+    torch.testing.assert_close(aes_sampling_rates(conf, 0.0),
                                torch.ones(19))
 
 
@@ -176,7 +177,7 @@ def test_sampling_is_reproducible_with_seed():
 def test_low_confidence_class_kept_more_than_confident_ones():
     bank = torch.tensor([0.95, 0.9, 0.3, 0.8])  # class 2 is the one the model is bad at
     beta = 0.5
-    rates = AELWeightedCELoss.equalization_sampling_rates(bank, beta)
+    rates = aes_sampling_rates(bank, beta)
     unc = [1 - float(v) for v in bank]
     expected = [(u / max(unc))**beta for u in unc]
     logits, label, conf, pred = _predicted_class_inputs(2, 4, 100, 100, seed=2)
@@ -260,9 +261,9 @@ def test_bad_constructor_args(kwargs, name):
 
 def test_bad_rates_args():
     with pytest.raises(ValueError, match='beta'):
-        AELWeightedCELoss.equalization_sampling_rates(torch.rand(4), -1.0)
+        aes_sampling_rates(torch.rand(4), -1.0)
     with pytest.raises(ValueError, match='confidence'):
-        AELWeightedCELoss.equalization_sampling_rates(torch.rand(2, 4), 1.0)
+        aes_sampling_rates(torch.rand(2, 4), 1.0)
 
 
 def test_bad_forward_args():
