@@ -17,7 +17,8 @@ SampleKey = Tuple[Any, ...]
 class SemiSegDataset(Dataset):
     """Wraps an MMSeg labeled dataset and an unlabeled one for AEL.
 
-    Items are addressed by keys from :class:`SemiSegSampler`:
+    Items are addressed by keys from :class:`SemiSegSampler` (one list per
+    step, passed on by :class:`SemiSegBatchSampler`):
 
     * ``('sup', i)``: labeled sample ``i`` through the labeled pipeline;
     * ``('sup_paste', i)``: labeled sample ``i`` through ``paste_pipeline``
@@ -37,7 +38,9 @@ class SemiSegDataset(Dataset):
         unlabeled (dict): Same for unlabeled images; its pipeline must not
             load annotations (none are needed).
         paste_pipeline (list[dict], optional): Pipeline of the copy-paste
-            source; None when ACP is off.
+            source. The one switch of Adaptive Copy-Paste: with a pipeline
+            every step carries a ``sup_paste`` sample per labeled one (and
+            the model pastes), with None it carries none (ACP off).
         ignore_index (int): Label value that is not a class.
     """
 
@@ -108,8 +111,9 @@ class SemiSegDataset(Dataset):
     def __getitem__(self, key: SampleKey) -> dict:
         if not isinstance(key, tuple) or key[0] not in self._datasets:
             raise KeyError(f'SemiSegDataset is indexed by (role, index) keys from '
-                           f'SemiSegSampler, got {key!r}; is the dataloader sampler '
-                           "dict(type='SemiSegSampler')?")
+                           f'SemiSegSampler, got {key!r}; does train_dataloader have '
+                           "sampler=dict(type='SemiSegSampler') and "
+                           "batch_sampler=dict(type='SemiSegBatchSampler')?")
         role, index = key[0], int(key[1])
         acm_class = int(key[2]) if len(key) > 2 else -1
         dataset = self._datasets[role]

@@ -8,7 +8,7 @@ import pytest
 from mmengine.runner import IterBasedTrainLoop
 from torch.utils.data import DataLoader, Dataset
 
-from ael_mmseg.datasets.samplers import semi_seg_sampler
+from ael_mmseg.datasets.samplers import SemiSegBatchSampler, semi_seg_sampler
 from ael_mmseg.datasets.samplers.semi_seg_sampler import SemiSegSampler
 from ael_mmseg.engine.runner import FastForwardIterBasedTrainLoop
 
@@ -49,11 +49,11 @@ class _Runner:
 
 def _sampler(monkeypatch, dataset):
     monkeypatch.setattr(semi_seg_sampler, 'get_dist_info', lambda: (0, 1))
-    return SemiSegSampler(dataset, num_labeled=2, num_unlabeled=1, seed=3)
+    return SemiSegSampler(dataset, num_unlabeled=1, seed=3)
 
 
 def _loader(dataset, sampler, num_workers=0):
-    return DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler,
+    return DataLoader(dataset, batch_sampler=SemiSegBatchSampler(sampler, batch_size=2),
                       num_workers=num_workers, collate_fn=list)
 
 

@@ -1,4 +1,4 @@
-from .semi_seg_batch_sampler import semi_sampler_of
+from .semi_seg_batch_sampler import SemiSegBatchSampler, semi_sampler_of
 from .semi_seg_sampler import SemiSegSampler
 
-__all__ = ['SemiSegSampler', 'semi_sampler_of']
+__all__ = ['SemiSegBatchSampler', 'SemiSegSampler', 'semi_sampler_of']

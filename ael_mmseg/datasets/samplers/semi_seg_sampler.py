@@ -1,6 +1,7 @@
 """Per-step labeled + unlabeled sampling for SemiSegDataset."""
 import itertools
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+import math
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from mmengine.dist import get_dist_info, sync_random_seed
@@ -9,28 +10,38 @@ from mmseg.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
 from ael_mmseg.utils.rng_state import set_data_rng_state
+from ..semi_seg_dataset import SampleKey
 
 # Host-side ACM source choice: (generator) -> (class id or -1, unlabeled index)
 SourceSelector = Callable[[torch.Generator], Tuple[int, int]]
 
+BATCH_SAMPLER_HINT = ("add train_dataloader.batch_sampler=dict(type='SemiSegBatchSampler') to "
+                      'the config (train_dataloader.batch_size is then the labeled images per '
+                      'GPU and step)')
+
 
 @DATA_SAMPLERS.register_module()
 class SemiSegSampler(Sampler):
-    """Infinite sampler yielding every step's labeled and unlabeled keys.
+    """Infinite sampler yielding the keys of one training step at a time.
 
-    Each step (one dataloader batch of ``batch_size`` samples) is, in order:
-    ``num_labeled`` ``('sup', i)`` keys, ``num_labeled`` ``('sup_paste', j)``
-    keys when ``copy_paste``, ``num_unlabeled`` ``('unsup', k)`` CutMix
-    targets and ``num_unlabeled`` ``('unsup_source', m, c)`` CutMix sources.
-    Labeled and unlabeled streams are reshuffled without end (new
-    permutation every pass, seeded like mmengine's ``InfiniteSampler``) and
-    split by rank, so ranks see different images. Copy-paste sources are
-    uniform labeled images. CutMix sources come from ``source_selector``
-    when :class:`ConfidenceBankHook` installs one (ACM, Eq. 9), else uniform
+    Every item is the list of keys of one step (one dataloader batch), in
+    this order (:meth:`composition` gives the counts):
+
+    * ``num_labeled`` ``('sup', i)``: labeled images;
+    * ``num_labeled`` ``('sup_paste', j)`` when the dataset has a
+      ``paste_pipeline`` (Adaptive Copy-Paste on), else none;
+    * ``num_unlabeled`` ``('unsup', k)``: CutMix targets;
+    * ``num_unlabeled`` ``('unsup_source', m, c)``: CutMix sources.
+
+    ``num_labeled`` is the data loader's ``batch_size``:
+    :class:`SemiSegBatchSampler` (``train_dataloader.batch_sampler``) hands
+    it over and passes the steps on to the data loader, so the sampler
+    cannot be used without it. Labeled and unlabeled streams are reshuffled
+    without end (new permutation every pass, seeded like mmengine's
+    ``InfiniteSampler``) and split by rank, so ranks see different images.
+    Copy-paste sources are uniform labeled images. CutMix sources come from
+    ``source_selector`` when a hook installs one (ACM, Eq. 9), else uniform
     with class -1 (plain CutMix).
-
-    The config's ``batch_size`` must equal :attr:`batch_size`; the hook
-    checks it before training.
 
     Resume without loading images: :meth:`skip_to` makes the next iterator
     start at a given step. The permutation streams are regenerated (indices
@@ -42,30 +53,32 @@ class SemiSegSampler(Sampler):
     from the checkpoint (:meth:`resume_data_rng`).
 
     Args:
-        dataset (SemiSegDataset): The wrapped labeled + unlabeled data.
-        num_labeled (int): Labeled images per step and GPU (paper: 2).
+        dataset (SemiSegDataset): The wrapped labeled + unlabeled data; its
+            ``paste`` (None without ``paste_pipeline``) decides whether steps
+            carry copy-paste sources.
         num_unlabeled (int): CutMix pairs per step and GPU; every pair is a
-            target and a source image (the original: 1 pair per GPU).
-        copy_paste (bool): Whether to emit copy-paste sources.
+            target and a source image (the original: 1 pair per GPU; 0 for
+            supervised training).
         seed (int, optional): Seed shared by all ranks.
     """
 
     def __init__(self,
                  dataset,
-                 num_labeled: int = 2,
                  num_unlabeled: int = 1,
-                 copy_paste: bool = True,
-                 seed: Optional[int] = None) -> None:
-        if num_labeled < 1:
-            raise ValueError(f'SemiSegSampler: num_labeled must be >= 1, got {num_labeled}')
-        if num_unlabeled < 0:
-            raise ValueError(f'SemiSegSampler: num_unlabeled must be >= 0, got {num_unlabeled}')
+                 seed: Optional[int] = None,
+                 **removed) -> None:
+        self._refuse_removed_args(removed)
+        if isinstance(num_unlabeled, bool) or not isinstance(num_unlabeled, int) \
+                or num_unlabeled < 0:
+            raise ValueError('SemiSegSampler: train_dataloader.sampler.num_unlabeled must be an '
+                             f'int >= 0, got {num_unlabeled!r}')
         self.rank, self.world_size = get_dist_info()
+        self.dataset = dataset
         self.num_labeled_images = len(dataset.labeled)
         self.num_unlabeled_images = len(dataset.unlabeled)
-        self.num_labeled = num_labeled
         self.num_unlabeled = num_unlabeled
-        self.copy_paste = copy_paste
+        # Set by SemiSegBatchSampler: train_dataloader.batch_size.
+        self.num_labeled: Optional[int] = None
         self.seed = sync_random_seed() if seed is None else seed
         self.source_selector: Optional[SourceSelector] = None
         # Random choices that are not a permutation stream (paste and CutMix
@@ -74,9 +87,53 @@ class SemiSegSampler(Sampler):
         self._start_step = 0
         self._data_rng: Optional[Tuple[int, Dict[str, Any]]] = None
 
+    @staticmethod
+    def _refuse_removed_args(removed: Dict[str, Any]) -> None:
+        moved = dict(
+            num_labeled='the labeled images per step are train_dataloader.batch_size (with '
+            "train_dataloader.batch_sampler=dict(type='SemiSegBatchSampler'))",
+            copy_paste='copy-paste sources are sampled iff train_dataloader.dataset.'
+            'paste_pipeline is set (None: ACP off)')
+        for name in removed:
+            if name in moved:
+                raise TypeError(f'SemiSegSampler: train_dataloader.sampler.{name} no longer '
+                                f'exists: {moved[name]}; remove it from the config')
+        if removed:
+            raise TypeError(f'SemiSegSampler got unexpected arguments {sorted(removed)} '
+                            '(train_dataloader.sampler takes num_unlabeled and seed)')
+
+    @property
+    def copy_paste(self) -> bool:
+        """Whether steps carry copy-paste sources: the dataset has a paste pipeline."""
+        return getattr(self.dataset, 'paste', None) is not None
+
+    def set_num_labeled(self, num_labeled: int) -> None:
+        """Labeled images per step (``SemiSegBatchSampler`` passes ``batch_size``)."""
+        if isinstance(num_labeled, bool) or not isinstance(num_labeled, int) \
+                or num_labeled < 1:
+            raise ValueError('SemiSegSampler: train_dataloader.batch_size (labeled images per '
+                             f'GPU and step) must be an int >= 1, got {num_labeled!r}')
+        self.num_labeled = num_labeled
+
+    def composition(self) -> Dict[str, int]:
+        """Samples of each role in one step, in the order they are yielded.
+
+        Raises:
+            RuntimeError: If no :class:`SemiSegBatchSampler` set the number of
+                labeled images (the config lacks ``batch_sampler``).
+        """
+        if self.num_labeled is None:
+            raise RuntimeError('SemiSegSampler yields whole steps and takes their labeled '
+                               f'image count from SemiSegBatchSampler: {BATCH_SAMPLER_HINT}')
+        return dict(sup=self.num_labeled,
+                    sup_paste=self.num_labeled if self.copy_paste else 0,
+                    unsup=self.num_unlabeled,
+                    unsup_source=self.num_unlabeled)
+
     @property
     def batch_size(self) -> int:
-        return self.num_labeled * (2 if self.copy_paste else 1) + 2 * self.num_unlabeled
+        """Samples per step, all roles together."""
+        return sum(self.composition().values())
 
     def skip_to(self, step: int) -> None:
         """Make the next iterator start at ``step`` (steps before it are not produced).
@@ -119,33 +176,33 @@ class SemiSegSampler(Sampler):
         return itertools.islice(self._permutations(size, generator), position % size, None,
                                 self.world_size)
 
-    def __iter__(self) -> Iterator[tuple]:
+    def __iter__(self) -> Iterator[List[SampleKey]]:
+        counts = self.composition()  # before the generator starts: errors show at iter()
+        return self._steps(counts)
+
+    def _steps(self, counts: Dict[str, int]) -> Iterator[List[SampleKey]]:
         start, self._start_step = self._start_step, 0
         if start > 0:
-            self._skip_draws(start)
+            self._skip_draws(start, counts)
             self._restore_data_rng(start)
-        labeled = self._rank_stream(self.num_labeled_images, 0, start * self.num_labeled)
-        unlabeled = self._rank_stream(self.num_unlabeled_images, 1,
-                                      start * self.num_unlabeled)
+        labeled = self._rank_stream(self.num_labeled_images, 0, start * counts['sup'])
+        unlabeled = self._rank_stream(self.num_unlabeled_images, 1, start * counts['unsup'])
         while True:
-            for _ in range(self.num_labeled):
-                yield ('sup', next(labeled))
-            if self.copy_paste:
-                for _ in range(self.num_labeled):
-                    index = torch.randint(self.num_labeled_images, (1, ),
-                                          generator=self.generator)
-                    yield ('sup_paste', int(index))
-            for _ in range(self.num_unlabeled):
-                yield ('unsup', next(unlabeled))
-            for _ in range(self.num_unlabeled):
+            keys = [('sup', next(labeled)) for _ in range(counts['sup'])]
+            for _ in range(counts['sup_paste']):
+                index = torch.randint(self.num_labeled_images, (1, ), generator=self.generator)
+                keys.append(('sup_paste', int(index)))
+            keys.extend(('unsup', next(unlabeled)) for _ in range(counts['unsup']))
+            for _ in range(counts['unsup_source']):
                 acm_class, index = self._source()
-                yield ('unsup_source', index, acm_class)
+                keys.append(('unsup_source', index, acm_class))
+            yield keys
 
-    def _skip_draws(self, num_steps: int) -> None:
+    def _skip_draws(self, num_steps: int, counts: Dict[str, int]) -> None:
         """Advance :attr:`generator` past ``num_steps`` steps' paste and source draws."""
-        per_step = self.num_labeled if self.copy_paste else 0
-        if self.num_unlabeled > 0:
-            per_step += self.num_unlabeled * self._words_per_source()
+        per_step = counts['sup_paste']  # one 32-bit draw each
+        if counts['unsup_source'] > 0:
+            per_step += counts['unsup_source'] * self._words_per_source()
         remaining = per_step * num_steps
         while remaining > 0:  # one 32-bit draw per element, in chunks of 1M
             chunk = min(remaining, 1 << 20)
@@ -199,8 +256,14 @@ class SemiSegSampler(Sampler):
         return -1, int(index)
 
     def __len__(self) -> int:
-        # Iteration-based training never exhausts it; mmengine only logs this.
-        return self.num_labeled_images
+        """Steps in one pass over this rank's share of the labeled images.
+
+        Iteration-based training never exhausts the stream; mmengine only
+        logs this. Counts one labeled image per step while no batch sampler
+        has set ``num_labeled``.
+        """
+        per_rank = math.ceil(self.num_labeled_images / self.world_size)
+        return math.ceil(per_rank / (self.num_labeled or 1))
 
     def set_epoch(self, epoch: int) -> None:
         """Infinite streams need no epoch; kept for mmengine's interface."""

@@ -9,6 +9,8 @@ from mmengine.runner.utils import calc_dynamic_intervals
 from mmseg.registry import LOOPS
 from torch.utils.data import DataLoader
 
+from ael_mmseg.datasets.samplers import semi_sampler_of
+
 
 @LOOPS.register_module()
 class FastForwardIterBasedTrainLoop(IterBasedTrainLoop):
@@ -18,11 +20,12 @@ class FastForwardIterBasedTrainLoop(IterBasedTrainLoop):
     loading every batch of the ``iter`` trained steps (at iteration 16000 of
     an 8-GPU AEL run, ~96k decoded images per rank). This loop instead asks
     the data sampler to start at the resumed step: a sampler with a
-    ``skip_to(step)`` method (:class:`SemiSegSampler`) regenerates only the
-    index draws of the skipped steps, and the checkpoint supplies the random
+    ``skip_to(step)`` method (:class:`SemiSegSampler`, found with
+    :func:`semi_sampler_of` behind ``SemiSegBatchSampler``) regenerates only
+    the index draws of the skipped steps, and the checkpoint supplies the random
     state the data pipelines would have reached (see
-    :class:`ConfidenceBankHook`). Samplers without ``skip_to`` fall back to
-    mmengine's replay.
+    :class:`ResumableCheckpointHook`). Samplers without ``skip_to`` fall back
+    to mmengine's replay.
 
     Two further differences from the parent, both about when the data loader
     starts:
@@ -30,7 +33,7 @@ class FastForwardIterBasedTrainLoop(IterBasedTrainLoop):
     - The data loader iterator (and its worker processes) is created when
       training starts, after the ``before_train`` hooks, not when the loop is
       built. So the sampler's position and the ACM source choice that
-      ``ConfidenceBankHook`` installs are in place for the first prefetched
+      ``ACMSourceHook`` installs are in place for the first prefetched
       batches, and the workers inherit signal handlers installed by hooks
       (e.g. :class:`PreemptionCheckpointHook`) instead of dying of the signal.
     - When a hook sets ``stop_training`` during an iteration (a pre-emption),
@@ -94,7 +97,7 @@ class FastForwardIterBasedTrainLoop(IterBasedTrainLoop):
 
     def _start_data_stream(self) -> _InfiniteDataloaderIterator:
         """The data loader iterator, positioned after the ``self._iter`` trained steps."""
-        sampler = getattr(self.dataloader, 'sampler', None)
+        sampler = self._data_sampler()
         skip_to = getattr(sampler, 'skip_to', None)
         if self._iter > 0 and callable(skip_to):
             print_log(f'Resuming the data stream at step {self._iter}: '
@@ -109,3 +112,17 @@ class FastForwardIterBasedTrainLoop(IterBasedTrainLoop):
             for _ in range(self._iter):
                 next(iterator)
         return iterator
+
+    def _data_sampler(self):
+        """The sampler that decides the data position: the SemiSegSampler if any.
+
+        Other samplers are used as they are: one with a ``skip_to`` method is
+        skipped like :class:`SemiSegSampler`, the others are replayed.
+        """
+        sampler = semi_sampler_of(self.dataloader)
+        if sampler is not None:
+            return sampler
+        batch_sampler = getattr(self.dataloader, 'batch_sampler', None)
+        if callable(getattr(batch_sampler, 'skip_to', None)):
+            return batch_sampler
+        return getattr(self.dataloader, 'sampler', None)
