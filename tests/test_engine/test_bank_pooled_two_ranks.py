@@ -97,7 +97,7 @@ def _worker(rank, world_size, port, queue):
     torch.set_num_threads(1)
     try:
         model = build_model()
-        hook = ConfidenceBankHook(interval=1000)
+        hook = ConfidenceBankHook()
         for step in range(STEPS):
             MessageHub.get_current_instance().update_info('iter', step)
             inputs, samples = make_batch(rank, step)

@@ -13,7 +13,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from ael_mmseg.engine.hooks import ConfidenceBankHook
+from ael_mmseg.engine.hooks import ACMSourceHook, ConfidenceBankHook
+from ael_mmseg.models.segmentors import AELStepRecord
 from helpers.processes import free_port
 from helpers.stock_tools import TOY_CONFIG
 
@@ -58,21 +59,21 @@ def fake_runner(model, iteration=0):
 
 def test_after_train_iter_applies_eq7_and_writes_presence():
     model = build_model()
-    hook = ConfidenceBankHook(interval=1000)
+    hook = ConfidenceBankHook()
     MessageHub.get_current_instance().update_info('iter', 3)
     model.loss(*make_batch(seed=1, first_unlabeled=6))
-    sums, counts = model.confidence_bank.pending
+    sums, counts = (model.step_record.confidence_sums, model.step_record.confidence_counts)
     sums, counts = sums.clone(), counts.clone()
-    sample_idx, presence = model.cutmix.pending_presence
+    sample_idx, presence = (model.step_record.presence_indices, model.step_record.presence_rows)
     hook.after_train_iter(fake_runner(model, 3), 0)
     expected = torch.where(counts > 0, sums / counts.clamp_min(1), torch.zeros(10))
     assert torch.allclose(model.confidence_bank.confidence, expected, atol=1e-6)
     assert torch.equal(model.cutmix.presence[:, sample_idx].t(), presence)
-    assert model.confidence_bank.pending is None and model.cutmix.pending_presence is None
+    assert model.step_record is None
 
 
 def test_select_source_follows_acm_distribution_and_presence():
-    hook = ConfidenceBankHook()
+    hook = ACMSourceHook()
     conf = torch.full((5, ), 0.95)
     conf[3] = 0.1
     presence = torch.zeros(5, 50, dtype=torch.bool)
@@ -106,13 +107,13 @@ def _worker(rank, world_size, port, queue):
     torch.set_num_threads(1)
     try:
         model = build_model()
-        hook = ConfidenceBankHook(interval=1000)
+        hook = ConfidenceBankHook()
         for step in range(3):
             MessageHub.get_current_instance().update_info('iter', step)
             # ranks see different labels and different unlabeled images
             losses = model.loss(*make_batch(seed=10 * step + rank, first_unlabeled=2 * rank))
             sum(v for k, v in losses.items() if 'loss' in k).backward()
-            local_counts = model.confidence_bank.pending[1].clone()
+            local_counts = model.step_record.confidence_counts.clone()
             hook.after_train_iter(fake_runner(model, step), step)
             queue.put(_by_value(rank, step, model.confidence_bank.ema,
                                 model.confidence_bank.num_updates, model.cutmix.presence,
@@ -122,11 +123,14 @@ def _worker(rank, world_size, port, queue):
         # same column, the OR of the four rows.
         rows = torch.zeros(4, 10, dtype=torch.bool)
         rows[0, [0, 4]] = rows[1, [1, 9]] = rows[2, 2] = True  # row 3: no class
-        hook._presence_cpu = model.cutmix.presence.clone()
-        model.cutmix.pending_presence = (torch.tensor([9, 3]) if rank == 0 else torch.tensor(
-            [9, 9]), rows[2 * rank:2 * rank + 2])
+        mirror = ACMSourceHook()  # keeps the host copy the sampler draws from
+        mirror._cutmix, mirror._bank = model.cutmix, model.confidence_bank
+        zeros = torch.zeros(10)
+        model._step_record = AELStepRecord(zeros, zeros, torch.tensor([9, 3]) if rank == 0 else
+                                           torch.tensor([9, 9]), rows[2 * rank:2 * rank + 2])
         hook.after_train_iter(fake_runner(model, 3), 3)
-        queue.put(_by_value(rank, 'repeated', model.cutmix.presence, hook._presence_cpu))
+        mirror.after_train_iter(fake_runner(model, 3), 3)
+        queue.put(_by_value(rank, 'repeated', model.cutmix.presence, mirror._presence_cpu))
     finally:
         torch_dist.destroy_process_group()
 
@@ -169,7 +173,7 @@ def test_bank_and_presence_identical_on_two_ranks_with_different_labels():
 
 
 def test_dataset_and_model_class_counts_must_agree():
-    model = SimpleNamespace(confidence_bank=object(), num_classes=10, cutmix=None)
+    model = SimpleNamespace(finish_step=lambda: None, num_classes=10, uses_acm=False)
     dataset = SimpleNamespace(metainfo=dict(classes=[f'c{i}' for i in range(19)]))
     runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(dataset=dataset))
     with pytest.raises(ValueError, match=r'dataset has 19 classes .* num_classes=10'):

@@ -9,7 +9,7 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from mmseg.registry import HOOKS, MODELS
 
-import ael_mmseg.models.segmentors.ael_segmentor as ael_segmentor_module
+import ael_mmseg.models.segmentors.mean_teacher_segmentor as mean_teacher_module
 from helpers.fake_batch import make_semi_batch, toy_model_cfg
 
 SIZE = 32
@@ -67,7 +67,7 @@ def test_skip_mode_skips_the_update_and_the_bank_with_a_warning(monkeypatch):
     optim = OptimWrapper(torch.optim.SGD(model.student.parameters(), lr=0.1, momentum=0.9))
     MessageHub.get_current_instance().update_info('iter', 6)
     messages = []
-    monkeypatch.setattr(ael_segmentor_module, 'print_log',
+    monkeypatch.setattr(mean_teacher_module, 'print_log',
                         lambda msg, *args, **kwargs: messages.append(msg))
 
     before = _params(model)
@@ -77,7 +77,7 @@ def test_skip_mode_skips_the_update_and_the_bank_with_a_warning(monkeypatch):
     # BN running statistics (student and teacher) were rolled back too.
     after = [b for b in model.buffers() if b.dtype.is_floating_point]
     assert all(torch.equal(a, b) for a, b in zip(buffers, after))
-    assert model.confidence_bank.pending is None and model.cutmix.pending_presence is None
+    assert model.step_record is None
     assert 'loss' not in log_vars and all(math.isfinite(float(v)) for v in log_vars.values())
     assert len(messages) == 1 and 'iteration 7' in messages[0]
     assert 'loss=nan' in messages[0] and 'sup.decode.loss_ce=nan' in messages[0]

@@ -53,7 +53,7 @@ class _Probe(Hook):
                           student_state=_digest(model.student.state_dict().values()),
                           teacher=_digest(model.teacher.state_dict().values()))
         self._record(model.copy_paste, 'sample_classes', 'acp_classes')
-        self._record(model.cutmix, '_fallback_boxes', 'cutmix_boxes')
+        self._record(model.cutmix, 'random_boxes', 'cutmix_boxes')
 
     def _record(self, module, method, name):
         original = getattr(module, method)

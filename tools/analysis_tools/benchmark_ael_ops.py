@@ -30,7 +30,8 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 import ael_mmseg  # noqa: F401  (registers the AEL modules)
-from ael_mmseg.models.utils.confidence_bank import ConfidenceBank
+from ael_mmseg.models.utils import (ConfidenceBank, acm_class_probabilities,
+                                    acp_class_probabilities, aes_sampling_rates)
 
 ORIGINAL_MS = 730.0  # the figure: the original's AEL ops per step on this CPU
 NUM_UNLABELED = 2975  # Cityscapes train images: the presence table's width
@@ -256,12 +257,12 @@ def build_ours(x: Dict[str, Tensor], student: Tensor, ncls: int, cls: int,
     sample_idx = torch.tensor([17, 2024], device=device)
     classes = torch.tensor([cls], device=device)
     host_table = torch.rand(ncls, NUM_UNLABELED) < 0.3  # the sampler's host copy
-    rates = bank.aes_rates(loss_fn.beta)
+    rates = aes_sampling_rates(bank.confidence, loss_fn.beta)
 
     def sampling() -> None:
-        bank.acm_probabilities()
-        bank.acp_probabilities(copy_paste.allowed_mask)
-        bank.aes_rates(loss_fn.beta)
+        acm_class_probabilities(bank.confidence)
+        acp_class_probabilities(bank.confidence, copy_paste.allowed_mask)
+        aes_sampling_rates(bank.confidence, loss_fn.beta)
         cutmix.sample_source(bank.confidence.cpu(), presence=host_table)
 
     if loss_resolution == 'logits':

@@ -122,6 +122,11 @@ class AELSegmentor(MeanTeacherSegmentor):
         return MODELS.build(cfg)
 
     @property
+    def step_record(self) -> Optional[AELStepRecord]:
+        """AELStepRecord or None: what this step staged so far (read-only view)."""
+        return self._step_record
+
+    @property
     def uses_acm(self) -> bool:
         """bool: Whether CutMix sources are chosen adaptively (ACM, Eq. 9)."""
         return isinstance(self.cutmix, AdaptiveCutMix)

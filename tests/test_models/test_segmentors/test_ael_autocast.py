@@ -66,13 +66,13 @@ def run_step(model_cfg, autocast: bool):
             seen[name] = output.dtype
         return hook
 
-    def record_loss_inputs(module, args):
+    def record_loss_inputs(module, args, kwargs):
         seen.setdefault('unsup_conf', []).append(args[2].dtype)
-        seen.setdefault('aes_rates', []).append(args[3].dtype)
+        seen.setdefault('aes_rates', []).append(kwargs['sampling_rates'].dtype)
 
     model.student.decode_head.register_forward_hook(record('student_logits'))
     model.teacher.decode_head.register_forward_hook(record('teacher_logits'))
-    model.unsup_loss.register_forward_pre_hook(record_loss_inputs)
+    model.unsup_loss.register_forward_pre_hook(record_loss_inputs, with_kwargs=True)
     inputs, samples = make_batch()
     torch.manual_seed(1)
     with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
@@ -98,7 +98,7 @@ def test_losses_under_autocast_are_finite_float32_and_backpropagate(bf16_step):
 def test_ael_quantities_stay_float32_under_autocast(bf16_step):
     _, model, seen = bf16_step
     # Bank statistics (Eq. 4) staged for the hook.
-    sums, counts = model.confidence_bank.pending
+    sums, counts = (model.step_record.confidence_sums, model.step_record.confidence_counts)
     assert sums.dtype == counts.dtype == torch.float32
     assert torch.isfinite(sums).all() and torch.all(sums <= counts) and torch.all(sums >= 0)
     # Teacher confidences reaching the AEL loss (DR weights), and AES rates.
@@ -124,8 +124,8 @@ def test_autocast_loss_is_close_to_the_float32_loss(model_cfg, bf16_step):
         assert bf16[key].item() == pytest.approx(fp32[key].item(), rel=0.15, abs=0.02), key
     # Same seed, same copy-paste: the staged pixel counts agree exactly, the
     # step confidences (Eq. 4, in [0, 1]) up to bfloat16 activations.
-    sums32, counts32 = model32.confidence_bank.pending
-    sums16, counts16 = model16.confidence_bank.pending
+    sums32, counts32 = (model32.step_record.confidence_sums, model32.step_record.confidence_counts)
+    sums16, counts16 = (model16.step_record.confidence_sums, model16.step_record.confidence_counts)
     assert torch.equal(counts16, counts32) and torch.all(counts32 > 0)
     assert torch.allclose(sums16 / counts16, sums32 / counts32, atol=0.05)
 

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from ael_mmseg.models.segmentors.ael_segmentor import _without_pretrained_weights
+from ael_mmseg.models.segmentors.mean_teacher_segmentor import without_pretrained_weights
 from helpers.paper_configs import save_standin_pretrained, shrink_model_cfg
 from helpers.stock_tools import REPO_ROOT
 
@@ -50,11 +50,11 @@ def test_teacher_config_loads_no_weights_of_its_own():
         type='EncoderDecoder', pretrained='open-mmlab://resnet101_v1c',
         backbone=dict(type='ResNetV1c', depth=101),
         decode_head=dict(type='FCNHead', num_classes=3))
-    teacher = _without_pretrained_weights(segmentor)
+    teacher = without_pretrained_weights(segmentor)
     assert 'pretrained' not in teacher
     assert segmentor['pretrained'] == 'open-mmlab://resnet101_v1c'  # the student's is kept
     swin_style = dict(segmentor, pretrained=None, backbone=dict(
         type='SwinTransformer', init_cfg=dict(type='Pretrained', checkpoint='swin.pth')))
-    teacher = _without_pretrained_weights(swin_style)
+    teacher = without_pretrained_weights(swin_style)
     assert teacher['backbone']['init_cfg'] is None
     assert swin_style['backbone']['init_cfg']['checkpoint'] == 'swin.pth'

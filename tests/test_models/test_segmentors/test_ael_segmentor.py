@@ -80,13 +80,13 @@ def test_bank_statistics_are_staged_from_student_labeled_predictions(model_cfg):
     set_iter(10)
     inputs, samples = make_batch()
     model.loss(inputs, samples)
-    sums, counts = model.confidence_bank.pop_pending()
+    sums, counts = (model.step_record.confidence_sums, model.step_record.confidence_counts)
     labels = torch.stack([s.gt_sem_seg.data[0] for s in samples[:2]])
     expected = torch.bincount(labels.flatten(), minlength=10).float()
     assert torch.equal(counts, expected)
     assert torch.all(sums <= counts) and torch.all(sums >= 0)
     # presence rows of the 2 unlabeled images were staged for the hook
-    sample_idx, presence = model.cutmix.pending_presence
+    sample_idx, presence = (model.step_record.presence_indices, model.step_record.presence_rows)
     assert sample_idx.tolist() == [4 % 4, 5 % 4] and presence.shape == (2, 10)
 
 
@@ -180,9 +180,9 @@ def test_logits_resolution_mode_matches_the_head_grid(model_cfg):
     seen = {}
     original = model.unsup_loss.forward
 
-    def spy(logits, pseudo, conf, rates=None):
+    def spy(logits, pseudo, conf, sampling_rates=None):
         seen.setdefault('shapes', []).append((tuple(logits.shape), tuple(pseudo.shape)))
-        return original(logits, pseudo, conf, rates)
+        return original(logits, pseudo, conf, sampling_rates)
 
     model.unsup_loss.forward = spy
     losses = model.loss(inputs, samples)
@@ -192,7 +192,7 @@ def test_logits_resolution_mode_matches_the_head_grid(model_cfg):
     assert head_grid != (SIZE, SIZE)
     for logits_shape, pseudo_shape in seen['shapes']:
         assert logits_shape[-2:] == tuple(head_grid) == pseudo_shape[-2:]
-    sums, counts = model.confidence_bank.pop_pending()
+    counts = model.step_record.confidence_counts
     assert counts.sum() == 2 * head_grid[0] * head_grid[1]  # bank on the head grid too
     with pytest.raises(ValueError, match='loss_resolution'):
         build(model_cfg, semi_train_cfg=dict(loss_resolution='full'))

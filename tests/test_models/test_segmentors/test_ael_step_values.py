@@ -278,7 +278,7 @@ def test_unsup_losses_are_eq_10_to_13_on_the_box_mixed_teacher_outputs(monkeypat
 
     # The ACM presence rows staged for the hook: the teacher's own (unmixed)
     # predictions on targets then sources, present iff area >= 1 % of the crop.
-    sample_idx, presence = model.cutmix.pending_presence
+    sample_idx, presence = (model.step_record.presence_indices, model.step_record.presence_rows)
     preds = torch.cat([ref.t_pred, ref.s_pred])
     counts = torch.stack([torch.bincount(p.flatten(), minlength=NUM_CLASSES) for p in preds])
     assert sample_idx.tolist() == [0, 1, 2, 3]
@@ -308,13 +308,14 @@ def test_bank_statistics_are_eq_4_on_the_student_softmax_after_copy_paste():
         return sums, counts
 
     sums, counts = eq4(student.rows(expected_images), expected_labels)
-    staged_sums, staged_counts = model.confidence_bank.pending
+    record = model.step_record
+    staged_sums, staged_counts = record.confidence_sums, record.confidence_counts
     assert torch.equal(staged_counts.double(), counts)
     assert torch.allclose(staged_sums.double(), sums, rtol=1e-5)
     # Labels before the paste would give other counts.
     assert not torch.equal(eq4(student.rows(expected_images), labels)[1], counts)
 
-    hook = ConfidenceBankHook(interval=10**9)
+    hook = ConfidenceBankHook()
     hook.after_train_iter(SimpleNamespace(model=model, iter=10), 0)
     step1 = sums / counts
     assert torch.allclose(model.confidence_bank.confidence.double(), step1, rtol=1e-5)

@@ -144,7 +144,6 @@ def model_cfg():
     cfg.semi_train_cfg.update(warmup_iters=0, rampup_iters=0, pseudo_label_thresh=0.2)
     # Every AEL part on: ACP (always pasting), adaptive ACM, DR and AES.
     cfg.copy_paste.prob = 1.0
-    cfg.cutmix.adaptive = True
     cfg.unsup_loss.update(use_dynamic_reweighting=True, use_equalization_sampling=True)
     return cfg
 
@@ -177,7 +176,7 @@ def accelerator_path(monkeypatch):
     an accelerator; :func:`test_host_only_value_checks_are_seen` shows that
     the detector sees them.
     """
-    monkeypatch.setattr(adaptive_cutmix, '_on_host', lambda tensor: False)
+    monkeypatch.setattr(adaptive_cutmix, 'on_host', lambda tensor: False)
 
 
 # --------------------------------------------------------------------- tests
@@ -191,8 +190,8 @@ def test_ael_step_is_sync_free(model_cfg, monkeypatch, accelerator_path):
     monkeypatch.undo()
     # Every AEL part ran.
     assert {'sup.decode.loss_ce', 'unsup.loss_ael', 'unsup.loss_ael_labeled'} <= set(losses)
-    assert model.confidence_bank.pending is not None
-    assert model.cutmix.pending_presence is not None
+    assert model.step_record is not None
+    assert model.step_record.presence_indices is not None
     # The detector was live during the step: mmseg's accuracy (boolean-mask
     # indexing) synced, from an allowed file.
     assert any(osp.sep + 'mmseg' + osp.sep in f for _, f in detector.allowed), detector.allowed
