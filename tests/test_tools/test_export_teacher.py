@@ -1,10 +1,13 @@
-"""tools/model_converters/export_teacher.py: an AEL teacher as a plain MMSeg model."""
+"""ael_mmseg.apis.export and tools/model_converters/export_teacher.py: an AEL teacher as a
+plain MMSeg model."""
 import copy
 import glob
-import importlib.util
 import json
+import os
 import os.path as osp
 import re
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -16,25 +19,29 @@ from mmengine.runner import load_checkpoint
 from mmseg.apis import MMSegInferencer, inference_model, init_model
 from mmseg.registry import DATASETS, METRICS, MODELS
 
+from ael_mmseg.apis import export_plain_config, export_segmentor
+from ael_mmseg.apis.export import find_types, plain_config, plugin_type_names, to_stock
 from ael_mmseg.datasets.longtail_toy import LONGTAIL_TOY_CLASSES
 from helpers.stock_tools import REPO_ROOT, TOY_CONFIG, run_stock_tool, tiny_toy_options
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'model_converters', 'export_teacher.py')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('export_teacher', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+def _run_tool(*args, cwd):
+    """The export tool in a fresh interpreter, as a user runs it; returns its output."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    # This checkout's ael_mmseg, whatever is installed.
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
+    proc = subprocess.run([sys.executable, TOOL, *args], cwd=cwd, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    assert proc.returncode == 0, f'export_teacher.py {" ".join(args)}:\n{proc.stdout[-4000:]}'
+    return proc.stdout
 
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory, toy_root):
-    """Two AEL iterations through the stock train script, then both exports."""
+    """Two AEL iterations through the stock train script, then both exports: the teacher
+    (and the plain config) through the library, the student through the command line."""
     root = tmp_path_factory.mktemp('export_teacher')
     work_dir = root / 'train'
     run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', str(work_dir), '--cfg-options',
@@ -45,9 +52,9 @@ def run(tmp_path_factory, toy_root):
         # The train script dumps the merged config (data roots at toy_root).
         ael_cfg=str(work_dir / osp.basename(TOY_CONFIG)), teacher=str(root / 'teacher.pth'),
         student=str(root / 'student.pth'), plain_cfg=str(root / 'plain_config.py'))
-    tool.main([paths.ael_ckpt, paths.teacher, '--config', paths.ael_cfg,
-               '--out-config', paths.plain_cfg])
-    tool.main([paths.ael_ckpt, paths.student, '--student'])
+    export_segmentor(paths.ael_ckpt, paths.teacher, config=paths.ael_cfg,
+                     out_config=paths.plain_cfg)
+    paths.tool_output = _run_tool(paths.ael_ckpt, paths.student, '--student', cwd=str(root))
     return paths
 
 
@@ -105,7 +112,7 @@ def test_plain_config_is_stock_mmseg_with_the_toy_data(run, toy_root):
     text = open(run.plain_cfg).read()
     assert 'ael_mmseg' not in text and 'custom_imports' not in text
     cfg = Config.fromfile(run.plain_cfg)
-    assert not tool.find_types(cfg.to_dict(), tool.plugin_type_names())
+    assert not find_types(cfg.to_dict(), plugin_type_names())
     ael = Config.fromfile(run.ael_cfg)
     expected_model = ael.model.segmentor.to_dict()
     expected_model['data_preprocessor'] = ael.model.data_preprocessor.to_dict()
@@ -162,31 +169,51 @@ def test_inferencer_matches_init_model(run, toy_root):
 
 def test_out_config_defaults_to_the_config_in_the_checkpoint(run):
     out_cfg = str(run.root / 'from_meta.py')
-    tool.main([run.ael_ckpt, str(run.root / 'again.pth'), '--out-config', out_cfg])
+    export_segmentor(run.ael_ckpt, run.root / 'again.pth', out_config=out_cfg)
     assert Config.fromfile(out_cfg).to_dict() == Config.fromfile(run.plain_cfg).to_dict()
+
+
+def test_command_line_reports_what_it_wrote(run):
+    # The student export of the fixture ran as `python tools/.../export_teacher.py`.
+    assert 'wrote the student' in run.tool_output and run.student in run.tool_output
+
+
+def test_export_plain_config_alone_matches_the_export(run):
+    out_cfg = str(run.root / 'plain_only.py')
+    export_plain_config(run.ael_cfg, out_cfg)
+    assert Config.fromfile(out_cfg).to_dict() == Config.fromfile(run.plain_cfg).to_dict()
+
+
+def test_export_arguments_are_checked_before_any_file_is_read(tmp_path):
+    missing = tmp_path / 'missing.pth'
+    with pytest.raises(ValueError, match="which must be one of .*'ema'"):
+        export_segmentor(missing, tmp_path / 'out.pth', which='ema')
+    with pytest.raises(ValueError, match='only make sense with out_config'):
+        export_segmentor(missing, tmp_path / 'out.pth', config=TOY_CONFIG)
+    assert not list(tmp_path.iterdir())
 
 
 def test_checkpoint_without_teacher_keys_is_refused_by_name(run):
     # The exported checkpoint itself is a plain one: no `teacher.` keys.
     with pytest.raises(KeyError, match=r"teacher\.pth.*no 'teacher\.' keys"):
-        tool.main([run.teacher, str(run.root / 'bad.pth')])
+        export_segmentor(run.teacher, run.root / 'bad.pth')
     with pytest.raises(KeyError, match=r"no 'student\.' keys"):
-        tool.main([run.teacher, str(run.root / 'bad.pth'), '--student'])
+        export_segmentor(run.teacher, run.root / 'bad.pth', which='student')
     assert not osp.exists(run.root / 'bad.pth')
     with pytest.raises(FileNotFoundError, match='missing.pth'):
-        tool.main([str(run.root / 'missing.pth'), str(run.root / 'bad.pth')])
+        export_segmentor(run.root / 'missing.pth', run.root / 'bad.pth')
 
 
 def test_plain_config_needs_an_ael_config(run):
     with pytest.raises(KeyError, match='model.segmentor'):
-        tool.plain_config(Config(dict(model=dict(type='EncoderDecoder'))))
+        plain_config(Config(dict(model=dict(type='EncoderDecoder'))))
 
 
 def test_plugin_class_without_stock_base_is_refused():
     init_default_scope('mmseg')
     with pytest.raises(TypeError, match='AdaptiveCutMix'):
-        tool.to_stock(dict(type='AdaptiveCutMix'), MODELS, 'model.cutmix')
-    stock = tool.to_stock(dict(type='PerClassIoUMetric', tail_classes=['a'],
+        to_stock(dict(type='AdaptiveCutMix'), MODELS, 'model.cutmix')
+    stock = to_stock(dict(type='PerClassIoUMetric', tail_classes=['a'],
                                iou_metrics=['mIoU']), METRICS, 'val_evaluator')
     assert stock == dict(type='IoUMetric', iou_metrics=['mIoU'])
 
