@@ -1,7 +1,8 @@
 # AEL on the synthetic long-tailed toy dataset, on the CPU, from scratch: the
 # README's main job. A DeepLabV3+ with a ResNet-18 backbone and slim heads,
-# 4 labeled images + 2 CutMix pairs per step, 600 iterations (~10 minutes for
-# this run and the supervised one together on 2 CPU cores).
+# 4 labeled images (+ their 4 copy-paste sources) + 2 CutMix pairs per step
+# (the dataset base's loader), 600 iterations (~10 minutes for this run and
+# the supervised one together on 2 CPU cores).
 #
 # Differences from the paper's GPU configs, all because of the short schedule
 # and training from scratch (../shared AEL notes; README "CPU demo"):
@@ -62,15 +63,14 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=300)
-tail_classes = ['red_disc', 'thin_pole', 'dotted_triangle', 'brown_ring']
-val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'], tail_classes=tail_classes)
-test_evaluator = val_evaluator
 default_hooks = dict(
     logger=dict(interval=25),
     checkpoint=dict(interval=300, max_keep_ckpts=1))
 custom_hooks = [
     dict(type='TeacherEMAHook'),
-    dict(type='ConfidenceBankHook', interval=25),
+    dict(type='ConfidenceBankHook'),
+    dict(type='ACMSourceHook'),
+    dict(type='ConfidenceBankLoggerHook', interval=25),
     dict(type='FiniteLossHook'),
 ]
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))

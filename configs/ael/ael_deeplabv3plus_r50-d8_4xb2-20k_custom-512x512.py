@@ -44,10 +44,11 @@ num_gpus = 4
 # image), so a crop keeps most of the context; memory grows with crop^2. If
 # your images are smaller than 512 after rescaling, use their size instead.
 crop_size = (512, 512)
-# Batch per GPU: 2 labeled crops + 1 CutMix pair, the paper's per-GPU batch
-# (8 GPUs x 2 labeled); the ACP sources double the labeled part. On 4 GPUs a
-# step sees 8 labeled images. Estimated (not measured) at ~8-10 GB per GPU
-# for ResNet-50 at 512 x 512.
+# Batch per GPU: 2 labeled crops (train_dataloader.batch_size) + 1 CutMix
+# pair, the paper's per-GPU batch (8 GPUs x 2 labeled); the ACP sources double
+# the labeled part (paste_pipeline = None below turns ACP off and drops them).
+# On 4 GPUs a step sees 8 labeled images. Estimated (not measured) at ~8-10 GB
+# per GPU for ResNet-50 at 512 x 512.
 num_labeled = 2
 num_unlabeled = 1
 # ------------------------------------------------------ derived from the above
@@ -123,15 +124,15 @@ dataset_args = dict(
     seg_map_suffix=seg_map_suffix,
     reduce_zero_label=False)
 train_prefix = dict(img_path='img_dir/train', seg_map_path='ann_dir/train')
+# Each step (one batch per GPU), composed by SemiSegSampler and passed on by
+# SemiSegBatchSampler: batch_size labeled crops, as many copy-paste sources iff
+# paste_pipeline is set, num_unlabeled CutMix targets and as many sources.
 train_dataloader = dict(
-    batch_size=2 * num_labeled + 2 * num_unlabeled,
+    batch_size=num_labeled,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(
-        type='SemiSegSampler',
-        num_labeled=num_labeled,
-        num_unlabeled=num_unlabeled,
-        copy_paste=True),
+    sampler=dict(type='SemiSegSampler', num_unlabeled=num_unlabeled),
+    batch_sampler=dict(type='SemiSegBatchSampler'),
     dataset=dict(
         type='SemiSegDataset',
         labeled=dict(

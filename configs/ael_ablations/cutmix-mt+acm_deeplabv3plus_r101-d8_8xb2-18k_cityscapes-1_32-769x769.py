@@ -1,3 +1,8 @@
-# Ablation (paper Table 4): CutMix mean teacher + ACM only, partition 1/32.
-_base_ = ['../ael_baselines/cutmix-mt_deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_32-769x769.py']
-model = dict(cutmix=dict(adaptive=True))
+# Ablation (paper Table 4): CutMix mean teacher + ACM only, partition 1/32:
+# the AEL config of the partition with the other three parts switched off:
+# ACM on; ACP off (no copy-paste sources in the batch: paste_pipeline=None),
+# DR and AES off.
+_base_ = ['../ael/ael_deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_32-769x769.py']
+model = dict(
+    unsup_loss=dict(use_dynamic_reweighting=False, use_equalization_sampling=False))
+train_dataloader = dict(dataset=dict(paste_pipeline=None))

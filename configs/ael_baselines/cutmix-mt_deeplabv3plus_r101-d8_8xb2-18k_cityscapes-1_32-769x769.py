@@ -1,8 +1,15 @@
-# CutMix mean teacher (the paper's baseline): AEL with DR, AES, ACM and ACP off, partition 1/32.
+# CutMix mean teacher (the paper's baseline), partition 1/32: the AEL config's student,
+# teacher and semi-supervised settings with random CutMix boxes, no ACP (no
+# copy-paste sources in the batch), no confidence bank, plain cross entropy on
+# the pseudo-labels.
 _base_ = ['../ael/ael_deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_32-769x769.py']
 model = dict(
-    copy_paste=None,
-    cutmix=dict(adaptive=False),
-    unsup_loss=dict(use_dynamic_reweighting=False, use_equalization_sampling=False))
-train_dataloader = dict(
-    batch_size=4, sampler=dict(copy_paste=False), dataset=dict(paste_pipeline=None))
+    _delete_=True,
+    type='CutMixMeanTeacher',
+    segmentor=_base_.model.segmentor,
+    data_preprocessor=_base_.model.data_preprocessor,
+    cutmix=dict(type='CutMix'),
+    semi_train_cfg=_base_.model.semi_train_cfg,
+    semi_test_cfg=_base_.model.semi_test_cfg)
+train_dataloader = dict(dataset=dict(paste_pipeline=None))
+custom_hooks = [dict(type='TeacherEMAHook'), dict(type='FiniteLossHook')]

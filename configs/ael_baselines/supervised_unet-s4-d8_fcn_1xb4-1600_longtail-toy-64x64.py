@@ -1,9 +1,15 @@
-# Supervised-only baseline of the toy main job: the same UNet student and
-# schedule, labeled images only (the EMA teacher is still kept and evaluated).
+# Supervised only (labeled images of the toy dataset): the CutMix mean teacher with
+# unsup_weight 0 and no unlabeled images in the batch; the EMA teacher is kept
+# and evaluated too.
 _base_ = ['../ael/ael_unet-s4-d8_fcn_1xb4-1600_longtail-toy-64x64.py']
-model = dict(copy_paste=None, semi_train_cfg=dict(unsup_weight=0.0))
-num_labeled = 4
+model = dict(
+    _delete_=True,
+    type='CutMixMeanTeacher',
+    segmentor=_base_.model.segmentor,
+    data_preprocessor=_base_.model.data_preprocessor,
+    cutmix=dict(type='CutMix'),
+    semi_train_cfg=dict(_base_.model.semi_train_cfg, unsup_weight=0.0),
+    semi_test_cfg=_base_.model.semi_test_cfg)
 train_dataloader = dict(
-    batch_size=num_labeled,
-    sampler=dict(num_unlabeled=0, copy_paste=False),
-    dataset=dict(paste_pipeline=None))
+    sampler=dict(num_unlabeled=0), dataset=dict(paste_pipeline=None))
+custom_hooks = [dict(type='TeacherEMAHook'), dict(type='FiniteLossHook')]

@@ -14,23 +14,20 @@ TOY_CONFIG = osp.join(REPO_ROOT, 'configs', 'ael',
 
 
 def tiny_toy_options(data_root: str, max_iters: int = 4, val_interval: int = 2,
-                     batch: Tuple[int, int] = (2, 1), size: int = 64,
-                     copy_paste: bool = True) -> List[str]:
+                     batch: Tuple[int, int] = (2, 1), size: int = 64) -> List[str]:
     """``--cfg-options`` that shrink a toy config to seconds on the CPU.
 
-    ``batch`` is (labeled images, CutMix pairs) per step; ``copy_paste`` says
-    whether the config draws copy-paste sources (sets the batch size).
+    ``batch`` is (labeled images, CutMix pairs) per step; the config's
+    ``paste_pipeline`` adds as many copy-paste sources as labeled images.
     """
     num_labeled, num_unlabeled = batch
-    batch_size = num_labeled * (2 if copy_paste else 1) + 2 * num_unlabeled
     return [
-        f'train_dataloader.batch_size={batch_size}',
+        f'train_dataloader.batch_size={num_labeled}',
         f'train_dataloader.dataset.labeled.data_root={data_root}',
         f'train_dataloader.dataset.unlabeled.data_root={data_root}',
         f'val_dataloader.dataset.data_root={data_root}',
         f'test_dataloader.dataset.data_root={data_root}',
         f'model.data_preprocessor.size=[{size},{size}]',
-        f'train_dataloader.sampler.num_labeled={num_labeled}',
         f'train_dataloader.sampler.num_unlabeled={num_unlabeled}',
         'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',

@@ -96,12 +96,18 @@ def test_config_builds(path, data_roots):
     train = copy.deepcopy(cfg.train_dataloader)
     _set_root(train.dataset, root)
     dataset = DATASETS.build(train.dataset)
+    # As Runner.build_dataloader: the sampler, then the batch sampler around it.
     sampler = DATA_SAMPLERS.build(train.sampler, default_args=dict(dataset=dataset, seed=0))
-    assert train.batch_size == sampler.batch_size, 'batch_size disagrees with the sampler'
+    batches = DATA_SAMPLERS.build(train.batch_sampler,
+                                  default_args=dict(sampler=sampler, batch_size=train.batch_size))
     assert len(dataset.labeled.metainfo['classes']) == model.num_classes
-    assert (dataset.paste is not None) == (model.copy_paste is not None)
-    first_step = [dataset[key] for key in list(_take(sampler, sampler.batch_size))]
-    assert len(first_step) == train.batch_size
+    if dataset.paste is not None:  # copy-paste sources in the batch: the model pastes them
+        assert getattr(model, 'copy_paste', None) is not None
+    first_step = [dataset[key] for key in next(iter(batches))]
+    labeled, pairs = train.batch_size, train.sampler.num_unlabeled
+    assert [s['data_samples'].metainfo['ael_role'] for s in first_step] == \
+        ['sup'] * labeled + ['sup_paste'] * (labeled if dataset.paste is not None else 0) + \
+        ['unsup'] * pairs + ['unsup_source'] * pairs
 
     val = copy.deepcopy(cfg.val_dataloader)
     _set_root(val.dataset, root)
@@ -115,8 +121,3 @@ def test_config_builds(path, data_roots):
         HOOKS.build(copy.deepcopy(hook))
     assert LOOPS.get(cfg.train_cfg['type']) is not None
     assert LOOPS.get(cfg.val_cfg['type']) is not None
-
-
-def _take(sampler, count):
-    it = iter(sampler)
-    return [next(it) for _ in range(count)]

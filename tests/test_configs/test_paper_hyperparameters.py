@@ -77,8 +77,12 @@ ROWS = [
      ('FastForwardIterBasedTrainLoop', 18000), ('FastForwardIterBasedTrainLoop', 30000),
      'paper (18k / 30k); the released yamls count epochs over the unlabeled loader, which '
      'depends on the partition'),
-    ('labeled crops per GPU', lambda c: c.train_dataloader.sampler.num_labeled, 2, 2,
+    ('labeled crops per GPU', lambda c: c.train_dataloader.batch_size, 2, 2,
      'released yamls: batch_size 2 per GPU (8 GPUs: 16)'),
+    ('step composition', lambda c: (c.train_dataloader.sampler.type,
+                                    c.train_dataloader.batch_sampler.type),
+     ('SemiSegSampler', 'SemiSegBatchSampler'), ('SemiSegSampler', 'SemiSegBatchSampler'),
+     'ours: batch_size labeled crops, as many paste sources iff paste_pipeline, the pairs'),
     ('crop', _crops, {(769, 769)}, {(513, 513)}, 'released yamls'),
     ('preprocessor size', lambda c: tuple(c.model.data_preprocessor.size), (769, 769),
      (513, 513), 'released yamls (crop)'),
@@ -103,15 +107,6 @@ ROWS = [
                                        c.model.segmentor.backbone.depth),
      ('open-mmlab://resnet101_v1c', 101), ('open-mmlab://resnet101_v1c', 101),
      'paper: ImageNet-pretrained ResNet-101 (ours: mmseg ResNetV1c, see README)'),
-    ('tau (bank momentum, Eq. 7)', lambda c: c.model.confidence_bank.momentum, 0.999, 0.999,
-     'released yamls: acp momentum 0.999'),
-    ('gamma (DR, Eq. 12)', lambda c: c.model.unsup_loss.gamma, 2.0, 2.0,
-     'released yamls: cons gamma 2'),
-    ('beta (AES, Eq. 11)', lambda c: c.model.unsup_loss.beta, 1.0, 1.0,
-     'released loss_helper.py: gamma2 default 1'),
-    ('ACM thresholds (presence, component)', lambda c: (
-        c.model.cutmix.presence_area_thresh, c.model.cutmix.component_area_thresh),
-     (0.01, 0.005), (0.03, 0.03), 'released yamls: acm area_thresh2 / area_thresh'),
     ('EMA decay', lambda c: c.model.semi_train_cfg.ema_momentum, 0.99, 0.99,
      'released yamls: ema_decay 0.99'),
     ('pseudo-label threshold', lambda c: c.model.semi_train_cfg.pseudo_label_thresh, 0.0, 0.7,
@@ -127,10 +122,38 @@ ROWS = [
     ('per-rank random streams', lambda c: (c.randomness.get('diff_rank_seed'), ), (True, ),
      (True, ), 'ours: the original seeded every rank alike (same ACP/CutMix/AES draws on all '
      '8 GPUs)'),
+    ('checkpoints with the resume state', lambda c: c.default_hooks.checkpoint.type,
+     'ResumableCheckpointHook', 'ResumableCheckpointHook', 'ours: exact resume'),
 ]
+
+AEL_HOOKS = ['TeacherEMAHook', 'ConfidenceBankHook', 'ACMSourceHook', 'ConfidenceBankLoggerHook',
+             'FiniteLossHook']
+# Rows of each model type (AEL and its ablations; the CutMix mean-teacher baselines).
+MODEL_ROWS = {
+    'AELSegmentor': [
+        ('tau (bank momentum, Eq. 7)', lambda c: c.model.confidence_bank.momentum, 0.999,
+         0.999, 'released yamls: acp momentum 0.999'),
+        ('hooks', lambda c: [h['type'] for h in c.custom_hooks], AEL_HOOKS, AEL_HOOKS,
+         'ours: EMA, bank, ACM sources, bank logging, finite-loss check'),
+    ],
+    'CutMixMeanTeacher': [
+        ('random CutMix boxes', lambda c: c.model.cutmix.type, 'CutMix', 'CutMix',
+         'paper: the CutMix mean-teacher baseline'),
+        ('hooks', lambda c: [h['type'] for h in c.custom_hooks],
+         ['TeacherEMAHook', 'FiniteLossHook'], ['TeacherEMAHook', 'FiniteLossHook'],
+         'ours: EMA, finite-loss check (no bank)'),
+    ],
+}
 
 # Settings of the AEL parts, used only where the part is on.
 PART_ROWS = {
+    'dr': [('gamma (DR, Eq. 12)', lambda c: c.model.unsup_loss.gamma, 2.0, 2.0,
+            'released yamls: cons gamma 2')],
+    'aes': [('beta (AES, Eq. 11)', lambda c: c.model.unsup_loss.beta, 1.0, 1.0,
+             'released loss_helper.py: gamma2 default 1')],
+    'acm': [('ACM thresholds (presence, component)', lambda c: (
+        c.model.cutmix.presence_area_thresh, c.model.cutmix.component_area_thresh),
+        (0.01, 0.005), (0.03, 0.03), 'released yamls: acm area_thresh2 / area_thresh')],
     'acp': [
         ('K', lambda c: c.model.copy_paste.num_sampled_classes, 3, 1,
          'released yamls: acp number'),
@@ -156,12 +179,16 @@ def _describe(path):
 
 def _parts_on(cfg):
     model = cfg.model
-    return {
+    if model.type != 'AELSegmentor':
+        return set()
+    on = {
         'dr': model.unsup_loss.use_dynamic_reweighting,
         'aes': model.unsup_loss.use_equalization_sampling,
-        'acm': model.cutmix.adaptive,
-        'acp': model.copy_paste is not None,
+        'acm': model.cutmix.type == 'AdaptiveCutMix',
+        # ACP is applied iff the batch has copy-paste sources.
+        'acp': _dataset(cfg).get('paste_pipeline') is not None,
     }
+    return {part for part, enabled in on.items() if enabled}
 
 
 EXPECTED_PARTS = {
@@ -193,9 +220,10 @@ def test_paper_config_hyperparameters(path):
     cfg = _load(path)
     dataset, method, partition = _describe(path)
     column = 0 if dataset == 'cityscapes' else 1
-    rows = list(ROWS)
-    if cfg.model.copy_paste is not None:
-        rows += PART_ROWS['acp']
+    parts = _parts_on(cfg)
+    rows = list(ROWS) + MODEL_ROWS[cfg.model.type]
+    for part in sorted(parts):
+        rows += PART_ROWS[part]
     wrong = []
     for name, value_of, *expected, source in rows:
         value = value_of(cfg)
@@ -210,19 +238,18 @@ def test_paper_config_hyperparameters(path):
     for part in ('labeled', 'unlabeled'):
         assert _dataset(cfg)[part].ann_file == f'splits/{split}/{partition}/fold0/{part}.txt'
 
-    # the AEL parts on in this config, and the batch that goes with them
+    # the AEL parts on in this config, and the batch that goes with them: batch_size
+    # is the labeled crops whatever the parts; paste_pipeline alone switches ACP
     sampler = cfg.train_dataloader.sampler
+    assert set(sampler) == {'type', 'num_unlabeled'}, sampler
     if method == 'supervised':
+        assert cfg.model.type == 'CutMixMeanTeacher'
         assert cfg.model.semi_train_cfg.unsup_weight == 0.0
-        assert cfg.model.copy_paste is None and sampler.num_unlabeled == 0
+        assert sampler.num_unlabeled == 0 and _dataset(cfg).paste_pipeline is None
     else:
+        assert cfg.model.type == ('CutMixMeanTeacher' if method == 'cutmix-mt'
+                                  else 'AELSegmentor')
         assert cfg.model.semi_train_cfg.unsup_weight == 1.0  # released: consist_weight 1
         assert cfg.model.semi_train_cfg.unsup_on_labeled is True  # train.py: consistency1
         assert sampler.num_unlabeled == 1  # released: 2 unlabeled images mixed into one
-        on = {part for part, enabled in _parts_on(cfg).items() if enabled}
-        assert on == EXPECTED_PARTS[method], (method, on)
-    with_paste = cfg.model.copy_paste is not None
-    assert sampler.copy_paste == with_paste
-    assert bool(_dataset(cfg).get('paste_pipeline')) == with_paste
-    assert cfg.train_dataloader.batch_size == 2 * (2 if with_paste else 1) + \
-        2 * sampler.num_unlabeled
+        assert parts == EXPECTED_PARTS[method], (method, parts)

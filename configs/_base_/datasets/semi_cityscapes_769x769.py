@@ -2,11 +2,11 @@
 # lists from tools/dataset_converters/make_semi_splits.py (default: 1/32,
 # fold 0; partition configs change the two ann_file entries), sliding-window
 # single-scale validation (the paper's protocol, set in the model's test_cfg).
+# The loader itself (batch, sampler, workers) is ./semi_seg_dataloader.py's.
+_base_ = ['./semi_seg_dataloader.py']
 dataset_type = 'CityscapesDataset'
 data_root = 'data/cityscapes/'
 crop_size = (769, 769)
-num_labeled = 2  # per step and GPU, as in the paper (8 GPUs x 2)
-num_unlabeled = 1  # CutMix pairs per step and GPU, as in the original code
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -38,17 +38,10 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_prefix = dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train')
+# Per GPU and step: 2 labeled crops (as the paper) + their 2 copy-paste sources
+# + 1 CutMix pair (as the original code): ./semi_seg_dataloader.py's defaults.
 train_dataloader = dict(
-    batch_size=2 * num_labeled + 2 * num_unlabeled,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(
-        type='SemiSegSampler',
-        num_labeled=num_labeled,
-        num_unlabeled=num_unlabeled,
-        copy_paste=True),
     dataset=dict(
-        type='SemiSegDataset',
         labeled=dict(
             type=dataset_type,
             data_root=data_root,

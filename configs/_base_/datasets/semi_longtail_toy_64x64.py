@@ -1,10 +1,10 @@
 # Semi-supervised split of the synthetic long-tailed toy dataset
-# (tools/misc/generate_longtail_toy.py writes it).
+# (tools/misc/generate_longtail_toy.py writes it). The loader (sampler, batch
+# sampler) is ./semi_seg_dataloader.py's; the toy sets its own batch and workers.
+_base_ = ['./semi_seg_dataloader.py']
 dataset_type = 'LongTailToyDataset'
 data_root = 'data/longtail_toy'
 crop_size = (64, 64)
-num_labeled = 4  # per step and GPU
-num_unlabeled = 2  # CutMix pairs per step and GPU
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -35,17 +35,12 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_data_prefix = dict(img_path='img_dir/train', seg_map_path='ann_dir/train')
+# Per step: 4 labeled images (+ their 4 copy-paste sources) and 2 CutMix pairs.
 train_dataloader = dict(
-    batch_size=2 * num_labeled + 2 * num_unlabeled,
+    batch_size=4,
     num_workers=2,
-    persistent_workers=True,
-    sampler=dict(
-        type='SemiSegSampler',
-        num_labeled=num_labeled,
-        num_unlabeled=num_unlabeled,
-        copy_paste=True),
+    sampler=dict(num_unlabeled=2),
     dataset=dict(
-        type='SemiSegDataset',
         labeled=dict(
             type=dataset_type,
             data_root=data_root,
@@ -71,5 +66,7 @@ val_dataloader = dict(
         ann_file='splits/val.txt',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# mIoU.tail: the four rare object classes the dataset is built around.
+tail_classes = ['red_disc', 'thin_pole', 'dotted_triangle', 'brown_ring']
+val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'], tail_classes=tail_classes)
 test_evaluator = val_evaluator

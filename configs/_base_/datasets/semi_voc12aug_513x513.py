@@ -2,11 +2,11 @@
 # AEL: 513x513 crops, split lists from tools/dataset_converters/
 # make_semi_splits.py voc_aug, labels from SegmentationClassAug (mmseg's
 # voc_aug converter), single-scale whole-image validation on val (1449).
+# The loader itself (batch, sampler, workers) is ./semi_seg_dataloader.py's.
+_base_ = ['./semi_seg_dataloader.py']
 dataset_type = 'PascalVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (513, 513)
-num_labeled = 2
-num_unlabeled = 1
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -41,17 +41,10 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_prefix = dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug')
+# Per GPU and step: 2 labeled crops + 2 copy-paste sources + 1 CutMix pair
+# (./semi_seg_dataloader.py's defaults).
 train_dataloader = dict(
-    batch_size=2 * num_labeled + 2 * num_unlabeled,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(
-        type='SemiSegSampler',
-        num_labeled=num_labeled,
-        num_unlabeled=num_unlabeled,
-        copy_paste=True),
     dataset=dict(
-        type='SemiSegDataset',
         labeled=dict(
             type=dataset_type,
             data_root=data_root,

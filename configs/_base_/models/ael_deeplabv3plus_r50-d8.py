@@ -1,22 +1,75 @@
 # AEL around mmseg's stock DeepLabV3+ (ResNet-50-D8, OHEM + auxiliary FCN head
-# as in the original code). Datasets set num_classes, crop size and the
-# per-dataset ACP/ACM settings.
-_base_ = ['mmseg::_base_/models/deeplabv3plus_r50-d8.py']
+# as in the original code), with the paper's AEL settings. Dataset model bases
+# (./ael_deeplabv3plus_r101-d8_cityscapes.py, ..._voc12aug.py) and the toy and
+# template configs set num_classes, the backbone and the per-dataset ACP/ACM
+# settings.
+#
+# The segmentor is mmseg's configs/_base_/models/deeplabv3plus_r50-d8.py written
+# out, not inherited, so that no config is more than 4 files deep (config,
+# dataset model base, this file -- an mmseg:: base would be a 4th level under
+# it); tests/test_configs/test_config_layout.py checks that it equals mmseg's
+# apart from the OHEM losses.
 custom_imports = dict(imports=['ael_mmseg'], allow_failed_imports=False)
 
-segmentor = _base_.model
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255)
 # The original's supervised loss: OHEM (thresh 0.7, min_kept 100000 per GPU batch)
 # on both heads, averaged over the kept pixels (see ProbOhemCrossEntropyLoss for
-# why not mmseg's OHEMPixelSampler).
-segmentor.decode_head.loss_decode = dict(
-    type='ProbOhemCrossEntropyLoss', thresh=0.7, min_kept=100000, loss_weight=1.0)
-segmentor.auxiliary_head.loss_decode = dict(
-    type='ProbOhemCrossEntropyLoss', thresh=0.7, min_kept=100000, loss_weight=0.4)
+# why not mmseg's OHEMPixelSampler); mmseg's base has plain cross entropy.
+segmentor = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    pretrained='open-mmlab://resnet50_v1c',
+    backbone=dict(
+        type='ResNetV1c',
+        depth=50,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        dilations=(1, 1, 2, 4),
+        strides=(1, 2, 1, 1),
+        norm_cfg=norm_cfg,
+        norm_eval=False,
+        style='pytorch',
+        contract_dilation=True),
+    decode_head=dict(
+        type='DepthwiseSeparableASPPHead',
+        in_channels=2048,
+        in_index=3,
+        channels=512,
+        dilations=(1, 12, 24, 36),
+        c1_in_channels=256,
+        c1_channels=48,
+        dropout_ratio=0.1,
+        num_classes=19,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(
+            type='ProbOhemCrossEntropyLoss', thresh=0.7, min_kept=100000, loss_weight=1.0)),
+    auxiliary_head=dict(
+        type='FCNHead',
+        in_channels=1024,
+        in_index=2,
+        channels=256,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.1,
+        num_classes=19,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(
+            type='ProbOhemCrossEntropyLoss', thresh=0.7, min_kept=100000, loss_weight=0.4)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
 model = dict(
-    _delete_=True,
     type='AELSegmentor',
     segmentor=segmentor,
-    data_preprocessor=_base_.data_preprocessor,
+    data_preprocessor=data_preprocessor,
     # Eq. 4, 7: tau = 0.999.
     confidence_bank=dict(momentum=0.999),
     # Eq. 10-13: DR (gamma) and AES (beta); the original's gamma2 = beta = 1.
@@ -26,13 +79,13 @@ model = dict(
         beta=1.0,
         use_dynamic_reweighting=True,
         use_equalization_sampling=True),
-    # Eq. 9: ACM; adaptive=False is the plain CutMix of the baseline.
+    # Eq. 9: ACM. dict(_delete_=True, type='CutMix') is the plain CutMix of the baseline.
     cutmix=dict(
         type='AdaptiveCutMix',
-        adaptive=True,
         presence_area_thresh=0.01,
         component_area_thresh=0.005),
-    # ACP: K classes, p = 0.5; excluded_classes is set per dataset.
+    # ACP: K classes, p = 0.5; excluded_classes is set per dataset. Applied iff the
+    # batch has copy-paste sources, i.e. train_dataloader.dataset.paste_pipeline is set.
     copy_paste=dict(type='AdaptiveCopyPaste', num_sampled_classes=3, prob=0.5),
     semi_train_cfg=dict(
         unsup_weight=1.0,
@@ -44,6 +97,8 @@ model = dict(
 
 custom_hooks = [
     dict(type='TeacherEMAHook'),
-    dict(type='ConfidenceBankHook', interval=50),
+    dict(type='ConfidenceBankHook'),
+    dict(type='ACMSourceHook'),
+    dict(type='ConfidenceBankLoggerHook', interval=50),
     dict(type='FiniteLossHook'),
 ]

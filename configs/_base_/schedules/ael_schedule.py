@@ -1,4 +1,5 @@
-# The original's optimisation (its train.py and released yamls), for its 8 GPUs.
+# The original's optimisation (its train.py and released yamls), for its 8 GPUs;
+# 18k iterations (the paper's Cityscapes schedule; ./ael_schedule_30k.py: VOC).
 #
 # - SGD, momentum 0.9, weight decay 1e-4, poly lr (power 0.9), iteration-based.
 # - The decoder and the auxiliary head train at 10x the backbone's lr (train.py's
@@ -46,8 +47,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # CheckpointHook that also saves the random state an exact resume needs.
     checkpoint=dict(
-        type='CheckpointHook',
+        type='ResumableCheckpointHook',
         by_epoch=False,
         interval=2000,
         max_keep_ckpts=2,
