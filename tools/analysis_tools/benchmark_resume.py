@@ -145,8 +145,9 @@ def main() -> None:
     checkpoints = {i: _checkpoint_at(i, first, args.work_dir) for i in args.iters}
 
     loader = first_cfg.train_dataloader
-    print(f'config: {osp.relpath(args.config, REPO_ROOT)}; {loader.batch_size} images per '
-          f'step, num_workers={loader.num_workers}; median of {args.repeats} fresh process(es)')
+    print(f'config: {osp.relpath(args.config, REPO_ROOT)}; {loader.batch_size} labeled images '
+          f'(+ paste sources, CutMix pairs) per step, num_workers={loader.num_workers}; '
+          f'median of {args.repeats} fresh process(es)')
     print('seconds from runner.train() on --resume to the start of the first new step')
     print(f'{"loop":<32}' + ''.join(f'{"at iteration " + str(i):>20}' for i in args.iters))
     for loop in LOOPS:

@@ -36,15 +36,17 @@ MT = 'configs/ael_baselines/cutmix-mt_unet-s4-d8_fcn_1xb4-1600_longtail-toy-64x6
 SUP = 'configs/ael_baselines/supervised_unet-s4-d8_fcn_1xb4-1600_longtail-toy-64x64.py'
 TAIL = ('red_disc', 'thin_pole', 'dotted_triangle', 'brown_ring')
 METHODS = {'supervised': (SUP, []), 'cutmix-mt': (MT, []), 'ael': (AEL, [])}
-# CutMix mean teacher plus one AEL part (the paper's ablation table).
+# CutMix mean teacher plus one AEL part (the paper's ablation table): the AEL config
+# with the other three parts switched off, as configs/ael_ablations/ do.
+NO_ACP = ['train_dataloader.dataset.paste_pipeline=None']  # no copy-paste sources in the batch
+NO_ACM = ['model.cutmix._delete_=True', 'model.cutmix.type=CutMix']  # random CutMix boxes
+NO_DR = ['model.unsup_loss.use_dynamic_reweighting=False']
+NO_AES = ['model.unsup_loss.use_equalization_sampling=False']
 ABLATIONS = {
-    'mt+dr': (MT, ['model.unsup_loss.use_dynamic_reweighting=True']),
-    'mt+aes': (MT, ['model.unsup_loss.use_equalization_sampling=True']),
-    'mt+acm': (MT, ['model.cutmix.adaptive=True']),
-    # ACP needs the copy-paste sources of the AEL config: AEL with the other three off.
-    'mt+acp': (AEL, ['model.cutmix.adaptive=False',
-                     'model.unsup_loss.use_dynamic_reweighting=False',
-                     'model.unsup_loss.use_equalization_sampling=False']),
+    'mt+dr': (AEL, NO_ACP + NO_ACM + NO_AES),
+    'mt+aes': (AEL, NO_ACP + NO_ACM + NO_DR),
+    'mt+acm': (AEL, NO_ACP + NO_DR + NO_AES),
+    'mt+acp': (AEL, NO_ACM + NO_DR + NO_AES),
 }
 
 

@@ -5,8 +5,11 @@ and fed the same synthetic batch (N labeled + N paste + P CutMix pairs, random
 images, long-tailed block labels, ``ael_role``/``sample_idx``/``acm_class``
 metainfo). A step is ``model.train_step`` (data preprocessor, forward, losses,
 backward, SGD step) followed by the hooks' per-step work (``TeacherEMAHook``:
-EMA update; ``ConfidenceBankHook``: ``pop_pending``/``update`` and presence
-write), on a stand-in runner.
+EMA update; for AEL ``ConfidenceBankHook``: ``finish_step``, i.e. the Eq. 7
+update and the presence write, and ``ACMSourceHook``: the host copies), on a
+stand-in runner. The baselines are the classes their configs use
+(``CutMixMeanTeacher``, with ``unsup_weight=0`` for supervised training) around
+the config's segmentor; their batch has no copy-paste sources.
 
 Data wait is measured separately, with the config's real train data loader
 (its dataset, SemiSegSampler with the adaptive ACM source choice installed,
@@ -53,17 +56,16 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import ael_mmseg  # noqa: F401 (registers the AEL modules)
-from ael_mmseg.engine.hooks import ConfidenceBankHook, TeacherEMAHook
+from ael_mmseg.datasets import semi_sampler_of
+from ael_mmseg.engine.hooks import ACMSourceHook, ConfidenceBankHook, TeacherEMAHook
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY = osp.join(REPO, 'configs/ael/ael_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py')
-# The baselines' model options (configs/ael_baselines/*).
+# The model of each mode: the baselines as configs/ael_baselines/* build them.
 MODES = {
-    'supervised': {'model.copy_paste': None, 'model.semi_train_cfg.unsup_weight': 0.0},
-    'mean-teacher': {'model.copy_paste': None, 'model.cutmix.adaptive': False,
-                     'model.unsup_loss.use_dynamic_reweighting': False,
-                     'model.unsup_loss.use_equalization_sampling': False},
-    'ael': {},
+    'supervised': dict(type='CutMixMeanTeacher', unsup_weight=0.0),
+    'mean-teacher': dict(type='CutMixMeanTeacher'),
+    'ael': None,
 }
 START_ITER = 1000  # past any warm-up; the EMA decay is then the configured momentum
 
@@ -133,31 +135,51 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def model_cfg(cfg: Config, mode: str) -> dict:
+    """The model of ``mode``: the config's AEL model, or a baseline around its segmentor."""
+    ael = cfg.model
+    if MODES[mode] is None:
+        return ael
+    baseline = dict(MODES[mode])
+    unsup_weight = baseline.pop('unsup_weight', None)
+    semi_train_cfg = dict(ael.semi_train_cfg)
+    if unsup_weight is not None:
+        semi_train_cfg['unsup_weight'] = unsup_weight
+    return dict(baseline, segmentor=ael.segmentor, data_preprocessor=ael.data_preprocessor,
+                semi_train_cfg=semi_train_cfg, semi_test_cfg=ael.get('semi_test_cfg'))
+
+
 def build(args: argparse.Namespace, mode: str) -> SimpleNamespace:
-    """Model, optimizer wrapper, the two hooks and a stand-in runner for one mode."""
+    """Model, optimizer wrapper, the per-step hooks and a stand-in runner for one mode."""
     cfg = load_config(args)
     cfg.merge_from_dict({'model.data_preprocessor.size': (args.size, args.size),
                          'model.semi_train_cfg.warmup_iters': 0,
-                         'model.semi_train_cfg.rampup_iters': 0, **MODES[mode]})
+                         'model.semi_train_cfg.rampup_iters': 0})
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).to(args.device)
+    model = MODELS.build(model_cfg(cfg, mode)).to(args.device)
     model.train()
     model.copy_student_to_teacher()  # TeacherEMAHook.before_train
-    if model.cutmix is not None:
-        model.cutmix.resize_presence(2 * args.num_pairs)
+    hooks = [TeacherEMAHook()]  # priority order
+    if hasattr(model, 'finish_step'):
+        if model.uses_acm:
+            model.cutmix.resize_presence(2 * args.num_pairs)
+        acm_hook = ACMSourceHook()
+        if model.uses_acm:  # what its before_train sets up
+            acm_hook._cutmix, acm_hook._bank = model.cutmix, model.confidence_bank
+            acm_hook._refresh()
+        hooks += [ConfidenceBankHook(), acm_hook]
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    bank_hook = ConfidenceBankHook(interval=10**9)  # no logging
-    bank_hook._cutmix = model.cutmix  # what before_train sets up from the dataset
-    if model.cutmix is not None:
-        bank_hook._presence_cpu = model.cutmix.presence.detach().cpu().clone()
     return SimpleNamespace(model=model, optim_wrapper=optim_wrapper,
-                           runner=SimpleNamespace(model=model, iter=START_ITER),
-                           hooks=[TeacherEMAHook(), bank_hook])  # priority order
+                           runner=SimpleNamespace(model=model, iter=START_ITER), hooks=hooks,
+                           copy_paste=getattr(model, 'copy_paste', None) is not None)
 
 
 def step(env: SimpleNamespace, batch: Tuple[List, List], device: str) -> float:
     """One training step plus the hooks' work; returns its wall time in seconds."""
     inputs, samples = batch
+    if not env.copy_paste:  # the baselines' batches have no copy-paste sources
+        keep = [i for i, s in enumerate(samples) if s.metainfo['ael_role'] != 'sup_paste']
+        inputs, samples = [inputs[i] for i in keep], [samples[i] for i in keep]
     data = dict(inputs=list(inputs), data_samples=[s.clone() for s in samples])
     MessageHub.get_current_instance().update_info('iter', env.runner.iter)
     sync(device)
@@ -212,14 +234,15 @@ def install_timers(env: SimpleNamespace, times: Dict[str, float], device: str) -
                ('student backward', env.optim_wrapper, 'backward'),
                ('SGD step', env.optim_wrapper, 'step'),
                ('bank statistics', model.confidence_bank, 'batch_statistics'),
-               ('presence table', model, '_stage_presence'),
+               ('presence table', model, '_record_presence'),
                ('ACM (cutmix forward)', model.cutmix, 'forward'),
-               ('ACP (copy_paste forward)', model.copy_paste, 'forward'),
+               ('ACP (copy_paste forward)', getattr(model, 'copy_paste', None), 'forward'),
                ('loss', student.decode_head, 'loss_by_feat'),
-               ('loss', model, '_unsup_losses'),
+               ('loss', model, 'unsup_losses'),
                ('data preprocessor', model.data_preprocessor, 'forward'),
                ('EMA update (hook)', env.hooks[0], 'after_train_iter'),
-               ('bank update + presence write (hook)', env.hooks[1], 'after_train_iter')]
+               ('bank update + presence write (hook)', env.hooks[1], 'after_train_iter'),
+               ('host copies for ACM (hook)', env.hooks[2], 'after_train_iter')]
     for head in aux:
         targets += [('student forward', head, 'forward'), ('loss', head, 'loss_by_feat')]
     for name, obj, attr in targets:
@@ -294,14 +317,14 @@ def data_wait(args: argparse.Namespace) -> dict:
         if not osp.isabs(root):
             loader_cfg.dataset[side].data_root = osp.join(REPO, root)
     loader = Runner.build_dataloader(loader_cfg, seed=0)
-    sampler = loader.sampler
+    sampler = semi_sampler_of(loader)
     crop = tuple(cfg.model.data_preprocessor.size)
     env = build(argparse.Namespace(**dict(vars(args), size=crop[0])), 'ael')
     env.model.cutmix.resize_presence(len(loader.dataset.unlabeled))
-    hook = env.hooks[1]
-    hook._presence_cpu = env.model.cutmix.presence.detach().cpu().clone()
-    hook._confidence_cpu = env.model.confidence_bank.confidence.detach().cpu()
-    sampler.source_selector = hook.select_source  # what ConfidenceBankHook installs
+    hook = env.hooks[2]
+    hook._cutmix, hook._bank = env.model.cutmix, env.model.confidence_bank
+    hook._refresh()
+    sampler.source_selector = hook.select_source  # what ACMSourceHook installs
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     for _ in range(1000):
@@ -325,7 +348,7 @@ def data_wait(args: argparse.Namespace) -> dict:
     # Means, not medians: with W workers the wait comes in bursts, one step in W.
     return dict(wait=1e3 * statistics.mean(waits), step=1e3 * statistics.mean(steps),
                 share=100 * sum(waits) / sum(steps), select_us=select_us,
-                workers=loader_cfg.get('num_workers', 0), batch=loader_cfg.batch_size)
+                workers=loader_cfg.get('num_workers', 0), batch=sampler.batch_size)
 
 
 def main() -> None:

@@ -111,17 +111,18 @@ def main() -> None:
     bench = load_benchmark()
     cfg = bench.load_config(args)
     sampler = cfg.train_dataloader.sampler
+    num_labeled = cfg.train_dataloader.batch_size  # labeled crops per GPU and step
     size = args.size or int(cfg.model.data_preprocessor.size[0])
     bench_args = argparse.Namespace(
-        config=args.config, device=args.device, size=size, num_labeled=sampler.num_labeled,
+        config=args.config, device=args.device, size=size, num_labeled=num_labeled,
         num_pairs=sampler.num_unlabeled, warmup=args.warmup, repeats=args.repeats,
         data_steps=0, amp=args.amp, cfg_options=args.cfg_options, threads=0)
     num_classes = cfg.model.segmentor.decode_head.num_classes
     batch = bench.make_batch(bench_args, num_classes)
     env = bench.build(bench_args, 'ael')
     armed = args.device == 'cuda'
-    print(f'[gpu_check] {osp.basename(args.config)}: {sampler.num_labeled} labeled + '
-          f'{sampler.num_labeled} paste + {sampler.num_unlabeled} CutMix pair(s) at '
+    print(f'[gpu_check] {osp.basename(args.config)}: {num_labeled} labeled + '
+          f'{num_labeled} paste + {sampler.num_unlabeled} CutMix pair(s) at '
           f'{size}x{size} on {args.device}{" with AMP" if args.amp else ""}; sync check '
           + ('armed (torch.cuda.set_sync_debug_mode("error"))' if armed else
              'NOT armed (needs CUDA)'))
