@@ -12,7 +12,8 @@ def make_semi_batch(num_labeled: int = 2,
                     num_classes: int = 10,
                     seed: int = 0,
                     acm_class: Callable[[int], int] = lambda i: 3,
-                    ignored_rows: int = 0) -> Tuple[torch.Tensor, List[SegDataSample]]:
+                    ignored_rows: int = 0,
+                    copy_paste: bool = True) -> Tuple[torch.Tensor, List[SegDataSample]]:
     """Random images and labels with every AEL role, as SemiSegSampler orders them.
 
     Args:
@@ -23,12 +24,14 @@ def make_semi_batch(num_labeled: int = 2,
         seed (int): Seed of the batch.
         acm_class (callable): Batch position -> ACM class of a source.
         ignored_rows (int): Top rows of every label map set to 255.
+        copy_paste (bool): Whether the batch has the ``sup_paste`` samples (as
+            a dataset with a ``paste_pipeline`` gives).
 
     Returns:
         tuple[Tensor, list[SegDataSample]]: (N, 3, size, size) inputs and samples.
     """
     generator = torch.Generator().manual_seed(seed)
-    roles = ['sup'] * num_labeled + ['sup_paste'] * num_labeled + \
+    roles = ['sup'] * num_labeled + ['sup_paste'] * (num_labeled if copy_paste else 0) + \
         ['unsup'] * num_pairs + ['unsup_source'] * num_pairs
     inputs = torch.randn(len(roles), 3, size, size, generator=generator)
     samples: List[SegDataSample] = []

@@ -220,14 +220,15 @@ PLANTED = {
 def test_a_sync_planted_in_the_step_is_caught(name, model_cfg, monkeypatch, accelerator_path):
     model = build_model(model_cfg)
     bank = model.confidence_bank
-    stage = bank.stage
-    source = f'def stage(sums, counts):\n    {PLANTED[name]}\n    return stage_(sums, counts)\n'
+    statistics = bank.batch_statistics
+    source = (f'def batch_statistics(*args):\n    sums, counts = statistics_(*args)\n'
+              f'    {PLANTED[name]}\n    return sums, counts\n')
     fake_file = osp.join(AEL_MODELS_DIR, 'utils', 'confidence_bank.py')
-    namespace = dict(stage_=stage)
+    namespace = dict(statistics_=statistics)
     exec(compile(source, fake_file, 'exec'), namespace)
-    monkeypatch.setattr(bank, 'stage', namespace['stage'])
+    monkeypatch.setattr(bank, 'batch_statistics', namespace['batch_statistics'])
     SyncDetector([AEL_MODELS_DIR]).install(monkeypatch)
-    with pytest.raises(HostSyncError, match=r'confidence_bank\.py:2 in stage\(\)'):
+    with pytest.raises(HostSyncError, match=r'confidence_bank\.py:3 in batch_statistics\(\)'):
         model.loss(*make_batch())
 
 
