@@ -33,7 +33,7 @@ def tiny_options(root, scale, pretrained, sliding):
         'model.data_preprocessor.size=[64,64]',
         'train_cfg.max_iters=4', 'train_cfg.val_interval=2', 'param_scheduler.0.end=4',
         'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
-        'custom_hooks.1.interval=1',
+        'custom_hooks.3.interval=1',
     ]
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         options += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
