@@ -41,15 +41,12 @@ class ConfidenceBankHook(Hook):
                 f'({type(dataset).__name__}.metainfo.classes) but the model has '
                 f'num_classes={model.num_classes}')
         if model.uses_acm and hasattr(dataset, 'unlabeled'):
-            presence = model.cutmix.presence
             num_unlabeled = len(dataset.unlabeled)
-            if presence.shape[1] != num_unlabeled:
-                if presence.shape[1] > 0:
-                    print_log(f'ConfidenceBankHook: the ACM presence table covers '
-                              f'{presence.shape[1]} images but the unlabeled set has '
-                              f'{num_unlabeled}; starting a new table', logger='current',
-                              level=WARNING)
-                model.cutmix.resize_presence(num_unlabeled)
+            covered = model.size_presence_table(num_unlabeled)
+            if covered not in (0, num_unlabeled):
+                print_log(f'ConfidenceBankHook: the ACM presence table covered {covered} images '
+                          f'but the unlabeled set has {num_unlabeled}; started a new table',
+                          logger='current', level=WARNING)
         if self._checkpoint_has_bank is False and runner.iter > 0:
             print_log(f'ConfidenceBankHook: resuming at iteration {runner.iter} from a checkpoint '
                       'without an AEL confidence bank (a non-AEL or older checkpoint): the '

@@ -2,8 +2,6 @@
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ael_mmseg.models.utils import (acm_class_probabilities, acp_class_probabilities,
-                                    aes_sampling_rates)
 from .model_access import unwrapped_model
 
 
@@ -16,8 +14,9 @@ class ConfidenceBankLoggerHook(Hook):
     (``ael/acm_prob/<class>``, Eq. 9), the ACP one (``ael/acp_prob/<class>``,
     when the model has ACP settings) and the AES keep rate
     (``ael/aes_rate/<class>``, Eq. 10-11) to the visualizer backends
-    (TensorBoard, ...), computed by the same functions
-    (:mod:`ael_mmseg.models.utils.class_sampling`) that training uses; and
+    (TensorBoard, ...), as :meth:`AELSegmentor.sampling_distributions`
+    computes them with the functions training uses
+    (:mod:`ael_mmseg.models.utils.class_sampling`); and
     the lowest and mean confidence to the text log
     (``ael_min_conf``, ``ael_mean_conf``).
 
@@ -35,25 +34,19 @@ class ConfidenceBankLoggerHook(Hook):
         self.interval = interval
 
     def before_train(self, runner) -> None:
-        unwrapped_model(runner, 'confidence_bank', 'ConfidenceBankLoggerHook')
+        unwrapped_model(runner, 'sampling_distributions', 'ConfidenceBankLoggerHook')
         self._class_names = list(runner.train_dataloader.dataset.metainfo.get('classes', ()))
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if not self.every_n_train_iters(runner, self.interval):
             return
-        model = unwrapped_model(runner, 'confidence_bank', 'ConfidenceBankLoggerHook')
-        confidence = model.confidence_bank.confidence
-        series = dict(conf=confidence, acm_prob=acm_class_probabilities(confidence),
-                      aes_rate=aes_sampling_rates(confidence,
-                                                  getattr(model.unsup_loss, 'beta', 1.0)))
-        if model.copy_paste is not None:
-            series['acp_prob'] = acp_class_probabilities(confidence,
-                                                         model.copy_paste.allowed_mask)
+        model = unwrapped_model(runner, 'sampling_distributions', 'ConfidenceBankLoggerHook')
+        series = model.sampling_distributions()
         scalars = {}
         for name, values in series.items():
             for class_name, value in zip(self._class_names, values.detach().cpu().tolist()):
                 scalars[f'ael/{name}/{class_name}'] = value
         runner.visualizer.add_scalars(scalars, step=runner.iter + 1)
-        conf = confidence.detach().cpu()
+        conf = series['conf'].detach().cpu()
         runner.message_hub.update_scalar('train/ael_min_conf', float(conf.min()))
         runner.message_hub.update_scalar('train/ael_mean_conf', float(conf.mean()))

@@ -11,7 +11,8 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor, nn
 
 from ..augmentations import AdaptiveCutMix
-from ..utils import ConfidenceBank, aes_sampling_rates
+from ..utils import (ConfidenceBank, acm_class_probabilities, acp_class_probabilities,
+                     aes_sampling_rates)
 from .mean_teacher_segmentor import MeanTeacherSegmentor
 
 
@@ -131,6 +132,20 @@ class AELSegmentor(MeanTeacherSegmentor):
         """bool: Whether CutMix sources are chosen adaptively (ACM, Eq. 9)."""
         return isinstance(self.cutmix, AdaptiveCutMix)
 
+    def size_presence_table(self, num_unlabeled: int) -> int:
+        """Give the ACM presence table one column per unlabeled image (ACM only).
+
+        Keeps a table of the right size (e.g. a resumed one); any other size
+        starts a new, all-False table.
+
+        Returns:
+            int: The number of images the table covered before (0 when new).
+        """
+        covered = self.cutmix.num_unlabeled
+        if covered != num_unlabeled:
+            self.cutmix.resize_presence(num_unlabeled)
+        return covered
+
     # ------------------------------------------------------------ the step
     def augment_labeled(self, inputs: Tensor, gt_seg: Tensor,
                         groups: Dict[str, Tuple[Tensor, SampleList]]) -> Tuple[Tensor, Tensor]:
@@ -244,6 +259,23 @@ class AELSegmentor(MeanTeacherSegmentor):
     def discard_step(self) -> None:
         """Forget this step's record (a skipped non-finite step)."""
         self._step_record = None
+
+    @torch.no_grad()
+    def sampling_distributions(self) -> Dict[str, Tensor]:
+        """The bank and the per-class distributions it drives, as training computes them.
+
+        Returns:
+            dict[str, Tensor]: (C,) ``conf`` (Eq. 7), ``acm_prob`` (Eq. 9),
+            ``aes_rate`` (Eq. 10-11, with the loss's beta) and, with ACP
+            settings, ``acp_prob`` over the allowed classes.
+        """
+        confidence = self.confidence_bank.confidence
+        series = dict(conf=confidence, acm_prob=acm_class_probabilities(confidence),
+                      aes_rate=aes_sampling_rates(confidence,
+                                                  getattr(self.unsup_loss, 'beta', 1.0)))
+        if self.copy_paste is not None:
+            series['acp_prob'] = acp_class_probabilities(confidence, self.copy_paste.allowed_mask)
+        return series
 
     def parts_summary(self) -> str:
         """One line naming which AEL parts this model runs."""
