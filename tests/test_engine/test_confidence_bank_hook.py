@@ -13,8 +13,9 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from ael_mmseg.engine.hooks import ACMSourceHook, ConfidenceBankHook
+from ael_mmseg.engine.hooks import ACMSourceHook, ConfidenceBankHook, ConfidenceBankLoggerHook
 from ael_mmseg.models.segmentors import AELStepRecord
+from ael_mmseg.models.utils import aes_sampling_rates
 from helpers.processes import free_port
 from helpers.stock_tools import TOY_CONFIG
 
@@ -178,3 +179,30 @@ def test_dataset_and_model_class_counts_must_agree():
     runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(dataset=dataset))
     with pytest.raises(ValueError, match=r'dataset has 19 classes .* num_classes=10'):
         ConfidenceBankHook().before_train(runner)
+
+
+def test_logger_hook_writes_what_training_uses():
+    model = build_model()
+    model.unsup_loss.beta = 2.0
+    model.confidence_bank.update(torch.linspace(0.1, 0.9, 10), torch.ones(10))
+    written = {}
+    classes = [f'c{i}' for i in range(10)]
+    runner = SimpleNamespace(
+        model=model, iter=24, train_dataloader=SimpleNamespace(
+            dataset=SimpleNamespace(metainfo=dict(classes=classes))),
+        visualizer=SimpleNamespace(add_scalars=lambda scalars, step: written.update(scalars)),
+        message_hub=MessageHub.get_instance('test_logger_hook'))
+    hook = ConfidenceBankLoggerHook(interval=25)
+    hook.before_train(runner)
+    hook.after_train_iter(runner, 24)
+    confidence = model.confidence_bank.confidence
+    rates = aes_sampling_rates(confidence, 2.0)  # the rates the loss gets (beta of the loss)
+    assert model.unsup_loss_kwargs()['sampling_rates'].tolist() == rates.tolist()
+    for c, name in enumerate(classes):
+        assert written[f'ael/aes_rate/{name}'] == pytest.approx(rates[c].item())
+        assert written[f'ael/conf/{name}'] == pytest.approx(confidence[c].item())
+    excluded = model.copy_paste.excluded_classes
+    assert excluded and all(written[f'ael/acp_prob/c{c}'] == 0.0 for c in excluded)
+    assert sum(written[f'ael/acm_prob/{name}'] for name in classes) == pytest.approx(1.0)
+    assert runner.message_hub.get_scalar('train/ael_min_conf').current() == pytest.approx(
+        confidence.min().item())
