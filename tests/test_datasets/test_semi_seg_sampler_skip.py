@@ -24,7 +24,7 @@ def make_sampler(monkeypatch, rank=0, world_size=1, acm=False, batch_size=2, pas
                               paste=object() if paste else None)
     sampler = SemiSegSampler(dataset, seed=5, **kwargs)
     SemiSegBatchSampler(sampler, batch_size=batch_size)
-    if acm:  # the adaptive ACM choice, as ConfidenceBankHook installs it
+    if acm:  # the adaptive ACM choice, as ACMSourceHook installs it
         cutmix = AdaptiveCutMix(num_classes=NUM_CLASSES)
         cutmix.resize_presence(NUM_UNLABELED_IMAGES)
         presence = torch.rand(NUM_CLASSES, NUM_UNLABELED_IMAGES,

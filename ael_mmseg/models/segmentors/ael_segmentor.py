@@ -239,7 +239,7 @@ class AELSegmentor(MeanTeacherSegmentor):
         every rank holds the same table. Sync-free on one process; with
         several, two small collectives.
         """
-        record, self._step_record = self._step_record, None
+        record = self._take_step_record()
         if record is None:
             return
         sums, counts = record.confidence_sums, record.confidence_counts
@@ -258,7 +258,12 @@ class AELSegmentor(MeanTeacherSegmentor):
 
     def discard_step(self) -> None:
         """Forget this step's record (a skipped non-finite step)."""
-        self._step_record = None
+        self._take_step_record()
+
+    def _take_step_record(self) -> Optional[AELStepRecord]:
+        """The one place the record is cleared: return it and start the next step empty."""
+        record, self._step_record = self._step_record, None
+        return record
 
     @torch.no_grad()
     def sampling_distributions(self) -> Dict[str, Tensor]:

@@ -12,7 +12,7 @@ and only recorded.
 
 Not covered: device-to-host copies through ``.to(...)`` (on the CPU every
 tensor is already on the host, so they cannot be told apart), and the hooks:
-``ConfidenceBankHook.after_train_iter`` / ``TeacherEMAHook`` run after the
+``ConfidenceBankHook`` / ``ACMSourceHook`` / ``TeacherEMAHook`` run after the
 step and may read values (the CPU mirrors for the data sampler) by design.
 """
 import copy
