@@ -291,6 +291,27 @@ def test_plain_cutmix_box_is_random_half_area_whatever_the_prediction():
     assert acm.area_ratio == cutmix.area_ratio == 0.5
 
 
+def test_plain_cutmix_is_acms_classless_mix_without_the_component_draw():
+    """The baseline's CutMix gives ACM's box for a pair without a class, drawing less.
+
+    ACM (and, before the CutMixMeanTeacher class, the baseline as AdaptiveCutMix
+    with adaptive=False) draws the component scores (P, h*w) before the random
+    box even when no class was sampled; CutMix draws only the box. Skipping
+    that one draw on ACM's side gives the same mix.
+    """
+    pred = torch.randint(NUM_CLASSES, (3, 40, 24), generator=torch.Generator().manual_seed(2))
+    inputs = _pairs(pred, seed=5)
+    acm_out = AdaptiveCutMix(NUM_CLASSES)(**inputs, classes=torch.full((3, ), -1),
+                                          generator=torch.Generator().manual_seed(9))
+    generator = torch.Generator().manual_seed(9)
+    torch.rand(3, 40 * 24, generator=generator)  # ACM's unused component scores
+    cutmix_out = CutMix()(**inputs, generator=generator)
+    for acm_tensor, cutmix_tensor in zip(acm_out, cutmix_out):
+        assert torch.equal(acm_tensor, cutmix_tensor)
+    unskipped = CutMix()(**inputs, generator=torch.Generator().manual_seed(9))
+    assert not torch.equal(unskipped[3], acm_out[3])  # the draw is what differs
+
+
 # ---------------------------------------------------------------- mixing
 def test_image_label_and_confidence_mixed_with_the_same_box():
     acm = AdaptiveCutMix(NUM_CLASSES)
