@@ -108,6 +108,10 @@ class AELSegmentor(MeanTeacherSegmentor):
         if cfg is None:
             return None
         cfg = dict(cfg)
+        if name == 'cutmix' and 'adaptive' in cfg:
+            raise KeyError("AELSegmentor: cutmix.adaptive no longer exists; ACM is "
+                           "cutmix=dict(type='AdaptiveCutMix', ...), random boxes (ACM off) "
+                           "cutmix=dict(_delete_=True, type='CutMix')")
         part_type = cfg.get('type')
         part_cls = MODELS.get(part_type) if isinstance(part_type, str) else part_type
         if part_cls is None:
