@@ -1,6 +1,6 @@
 """Several training processes on the CPU (gloo), for the multi-process tests."""
 import socket
-from typing import Callable, List
+from typing import Any, Callable, List
 
 import torch.multiprocessing as mp
 
@@ -37,3 +37,29 @@ def run_ranks(target: Callable, world_size: int, *args, timeout: float = 600) ->
         procs[rank].kill()
     assert not hung, f'training process(es) of rank {hung} hung'
     return [proc.exitcode for proc in procs]
+
+
+def gather_from_ranks(target: Callable, world_size: int, num_items: int,
+                      timeout: float = 300) -> List[Any]:
+    """Run ``target(rank, world_size, port, queue)`` in forked processes, collect their items.
+
+    Reads ``num_items`` items from the queue before joining (a process does
+    not exit while the items it put are unread), then checks every process
+    exited with 0. Put plain values (lists, numpy copies) in the queue: a
+    queued tensor is shared memory that vanishes when its process exits.
+
+    Returns:
+        list: The items, in the order they arrived.
+    """
+    ctx = mp.get_context('fork')
+    queue = ctx.Queue()
+    port = free_port()
+    procs = [ctx.Process(target=target, args=(rank, world_size, port, queue))
+             for rank in range(world_size)]
+    for proc in procs:
+        proc.start()
+    items = [queue.get(timeout=timeout) for _ in range(num_items)]
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0, f'rank {procs.index(proc)} exited with {proc.exitcode}'
+    return items

@@ -16,7 +16,6 @@ from types import SimpleNamespace
 
 import torch
 import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.logging import MessageHub
@@ -26,7 +25,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from ael_mmseg.engine.hooks import ConfidenceBankHook
-from helpers.processes import free_port
+from helpers.processes import gather_from_ranks
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO, 'configs', 'ael',
@@ -124,18 +123,7 @@ def _worker(rank, world_size, port, queue):
 
 
 def test_bank_is_eq7_on_the_pooled_sums_and_counts_of_both_ranks():
-    # fork: the workers inherit this module's functions (pytest's importlib
-    # mode makes test modules unimportable by name in a spawned child).
-    ctx = mp.get_context('fork')
-    queue = ctx.Queue()
-    port = free_port()
-    procs = [ctx.Process(target=_worker, args=(r, 2, port, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=300) for _ in range(2 * STEPS)]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = gather_from_ranks(_worker, 2, 2 * STEPS)
     by_step = {}
     for rank, step, *values in results:
         by_step.setdefault(step, {})[rank] = [torch.tensor(v, dtype=torch.float64)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
@@ -16,7 +15,7 @@ from mmseg.structures import SegDataSample
 from ael_mmseg.engine.hooks import ACMSourceHook, ConfidenceBankHook, ConfidenceBankLoggerHook
 from ael_mmseg.models.segmentors import AELStepRecord
 from ael_mmseg.models.utils import aes_sampling_rates
-from helpers.processes import free_port
+from helpers.processes import gather_from_ranks
 from helpers.stock_tools import TOY_CONFIG
 
 SIZE = 32
@@ -137,18 +136,7 @@ def _worker(rank, world_size, port, queue):
 
 
 def test_bank_and_presence_identical_on_two_ranks_with_different_labels():
-    # fork: the workers inherit this module's functions (pytest's importlib mode
-    # makes test modules unimportable by name in a spawned child).
-    ctx = mp.get_context('fork')
-    queue = ctx.Queue()
-    port = free_port()
-    procs = [ctx.Process(target=_worker, args=(r, 2, port, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = [_as_tensors(queue.get(timeout=300)) for _ in range(8)]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = [_as_tensors(items) for items in gather_from_ranks(_worker, 2, 8)]
     repeated = {r[0]: r[2:] for r in results if r[1] == 'repeated'}
     (table0, mirror0), (table1, mirror1) = repeated[0], repeated[1]
     assert torch.equal(table0, table1) and torch.equal(table0, mirror0)

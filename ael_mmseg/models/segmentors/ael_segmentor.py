@@ -187,8 +187,7 @@ class AELSegmentor(MeanTeacherSegmentor):
                 target_inputs, source_inputs, target_pred, source_pred, target_conf,
                 source_conf)
             return mixed_inputs, mixed_pred, mixed_conf
-        self._record_presence(torch.cat([target_pred, source_pred]),
-                              target_samples + source_samples)
+        self._record_presence((target_pred, source_pred), target_samples + source_samples)
         classes = torch.tensor([s.metainfo.get('acm_class', -1) for s in source_samples],
                                dtype=torch.long).to(target_pred.device, non_blocking=True)
         mixed_inputs, mixed_pred, mixed_conf, _ = self.cutmix(
@@ -213,18 +212,24 @@ class AELSegmentor(MeanTeacherSegmentor):
         beta = getattr(self.unsup_loss, 'beta', 1.0)
         return dict(sampling_rates=aes_sampling_rates(self.confidence_bank.confidence, beta))
 
-    def _record_presence(self, pred: Tensor, samples: SampleList) -> None:
+    def _record_presence(self, preds: Tuple[Tensor, ...], samples: SampleList) -> None:
+        """Stage the presence rows of the images behind ``preds`` (in ``samples`` order).
+
+        One small (N, C) row block per prediction, concatenated: no copy of the
+        (N, H, W) predictions themselves.
+        """
         indices = [s.metainfo.get('sample_idx', -1) for s in samples]
         if min(indices) < 0:
             raise KeyError('AELSegmentor: unlabeled samples need `sample_idx` (their index in '
                            'the unlabeled set) for the ACM presence table; use SemiSegDataset')
-        sample_idx = torch.tensor(indices, dtype=torch.long).to(pred.device, non_blocking=True)
-        rows = self.cutmix.compute_presence(pred)
+        device = preds[0].device
+        sample_idx = torch.tensor(indices, dtype=torch.long).to(device, non_blocking=True)
+        rows = torch.cat([self.cutmix.compute_presence(pred) for pred in preds])
         record = self._step_record
         if record is None:  # presence comes before the bank statistics in a step
             record = self._step_record = AELStepRecord(
-                torch.zeros(self.num_classes, device=pred.device),
-                torch.zeros(self.num_classes, device=pred.device))
+                torch.zeros(self.num_classes, device=device),
+                torch.zeros(self.num_classes, device=device))
         if record.presence_indices is None:
             record.presence_indices, record.presence_rows = sample_idx, rows
         else:  # gradient accumulation: every forward's images
