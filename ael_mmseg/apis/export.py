@@ -30,6 +30,7 @@ import torch
 from mmengine.config import Config
 from mmengine.utils import mkdir_or_exist
 
+from ael_mmseg.utils.compat import load_checkpoint_file
 from ael_mmseg.version import __version__
 
 PLUGIN_PACKAGE = 'ael_mmseg'
@@ -48,7 +49,10 @@ PathLike = Union[str, os.PathLike]
 
 # ------------------------------------------------------------------ weights
 def load_ael_checkpoint(path: str) -> dict:
-    """Load a checkpoint with the safe (weights-only) unpickler.
+    """Load a checkpoint as safely as the installed torch allows.
+
+    Weights-only with mmengine's objects allowed on torch >= 2.5; fully
+    unpickled, with a warning, before (see :mod:`ael_mmseg.utils.compat`).
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
@@ -56,7 +60,7 @@ def load_ael_checkpoint(path: str) -> dict:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'export_teacher: checkpoint {path!r} does not exist')
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    checkpoint = load_checkpoint_file(path)
     if not isinstance(checkpoint, dict):
         raise TypeError(f'export_teacher: {path!r} holds a {type(checkpoint).__name__}, '
                         'not a checkpoint dict')
@@ -291,8 +295,13 @@ def plain_config(ael_cfg: Config) -> Config:
 def load_ael_config(checkpoint: dict,
                     checkpoint_path: PathLike,
                     config: Optional[Union[PathLike, Config]] = None,
-                    cfg_options: Optional[dict] = None) -> Config:
-    """The AEL config: ``config`` if given, else the one in the checkpoint's meta.
+                    cfg_options: Optional[dict] = None,
+                    config_from_checkpoint: bool = False) -> Config:
+    """The AEL config: ``config`` if given, else (if allowed) the one in the checkpoint's meta.
+
+    The config stored in ``meta['cfg']`` is Python source that mmengine
+    executes to parse it, so a crafted checkpoint would run its code: it is
+    used only when ``config_from_checkpoint`` says so.
 
     Args:
         checkpoint (dict): The loaded AEL checkpoint.
@@ -300,11 +309,21 @@ def load_ael_config(checkpoint: dict,
         config (str | PathLike | Config, optional): The AEL config (a file or a
             loaded config, which is copied, not changed).
         cfg_options (dict, optional): Overrides merged into the config.
+        config_from_checkpoint (bool): Without ``config``, execute the config
+            text of the checkpoint's meta. Only for checkpoints you trust.
 
     Raises:
-        KeyError: If no ``config`` is given and the checkpoint stores none.
+        ValueError: If neither ``config`` nor ``config_from_checkpoint`` is given.
+        KeyError: If the checkpoint's config is asked for and it stores none.
     """
     if config is None:
+        if not config_from_checkpoint:
+            raise ValueError(
+                f'export_teacher: no AEL config for the plain config of '
+                f'{os.fspath(checkpoint_path)!r}: pass it (--config, or config= in Python), or '
+                "allow executing the config text stored in the checkpoint's meta "
+                '(--config-from-checkpoint, or config_from_checkpoint=True; it runs as Python, '
+                'so only for a checkpoint you trust)')
         text = (checkpoint.get('meta') or {}).get('cfg')
         if not isinstance(text, str):
             raise KeyError(f'export_teacher: {os.fspath(checkpoint_path)!r} stores no config in '
@@ -354,7 +373,8 @@ def export_segmentor(checkpoint_path: PathLike,
                      which: str = 'teacher',
                      out_config: Optional[PathLike] = None,
                      config: Optional[Union[PathLike, Config]] = None,
-                     cfg_options: Optional[dict] = None) -> Dict[str, Any]:
+                     cfg_options: Optional[dict] = None,
+                     config_from_checkpoint: bool = False) -> Dict[str, Any]:
     """Write one segmentor of an AEL checkpoint as a plain MMSeg checkpoint.
 
     Args:
@@ -364,17 +384,20 @@ def export_segmentor(checkpoint_path: PathLike,
         out_config (str | PathLike, optional): Also write the plain config
             here (see :func:`export_plain_config`).
         config (str | PathLike | Config, optional): The AEL config for
-            ``out_config``; defaults to the one stored in the checkpoint's meta
-            (the one it was trained with).
+            ``out_config``.
         cfg_options (dict, optional): Overrides merged into the AEL config
             before the plain config is made.
+        config_from_checkpoint (bool): For ``out_config`` without ``config``,
+            execute the config text stored in the checkpoint's meta (the one it
+            was trained with). It runs as Python: only for checkpoints you trust.
 
     Returns:
         dict: What was saved: ``state_dict`` (prefix stripped) and ``meta``.
 
     Raises:
-        ValueError: If ``which`` is neither role, or ``config`` /
-            ``cfg_options`` come without ``out_config``.
+        ValueError: If ``which`` is neither role, ``config`` /
+            ``cfg_options`` come without ``out_config``, or ``out_config``
+            comes with neither ``config`` nor ``config_from_checkpoint``.
         FileNotFoundError, TypeError, KeyError: If the checkpoint is missing,
             not a dict, or not an AEL checkpoint (see :func:`extract_weights`).
     """
@@ -384,6 +407,9 @@ def export_segmentor(checkpoint_path: PathLike,
         raise ValueError('export_teacher: config and cfg_options only make sense with '
                          'out_config')
     checkpoint_path, out_path = os.fspath(checkpoint_path), os.fspath(out_path)
+    if out_config is not None and config is None and not config_from_checkpoint:
+        # Refused before anything is written.
+        load_ael_config({}, checkpoint_path)
     checkpoint = load_ael_checkpoint(checkpoint_path)
     weights = extract_weights(checkpoint, f'{which}.', checkpoint_path)
     exported = dict(state_dict=weights, meta=build_meta(checkpoint, checkpoint_path, which))
@@ -393,6 +419,7 @@ def export_segmentor(checkpoint_path: PathLike,
           f"{exported['meta']['iter']}) to {out_path}")
     if out_config is not None:
         # The checkpoint is loaded once, for the weights and (without config) its config.
-        ael_cfg = load_ael_config(checkpoint, checkpoint_path, config, cfg_options)
+        ael_cfg = load_ael_config(checkpoint, checkpoint_path, config, cfg_options,
+                                  config_from_checkpoint)
         _write_plain_config(plain_config(ael_cfg), out_config)
     return exported

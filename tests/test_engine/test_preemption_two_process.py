@@ -21,6 +21,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from ael_mmseg.engine.hooks import PreemptionCheckpointHook, preemption_checkpoint_hook
+from ael_mmseg.utils.compat import load_checkpoint_file
 from helpers.processes import run_ranks
 from helpers.stock_tools import TOY_CONFIG, tiny_toy_options
 
@@ -89,7 +90,7 @@ def test_a_signal_on_one_rank_stops_both_after_the_same_step_with_one_checkpoint
     assert records[0]['trained'] == records[1]['trained'] == [1, 2, 3]
     saved = sorted(glob.glob(osp.join(work_dir, 'iter_*.pth')))
     assert [osp.basename(p) for p in saved] == ['iter_3.pth']
-    checkpoint = torch.load(saved[0], map_location='cpu', weights_only=True)
+    checkpoint = load_checkpoint_file(saved[0])
     assert checkpoint['meta']['iter'] == 3
     rng = checkpoint['ael_state']['torch_rng']
     assert rng is not None and len(rng) == WORLD_SIZE  # both ranks' states

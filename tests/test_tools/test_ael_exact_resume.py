@@ -10,6 +10,7 @@ import time
 
 import torch
 
+from ael_mmseg.utils.compat import load_checkpoint_file
 from helpers.stock_tools import REPO_ROOT, STOCK_TOOLS, TOY_CONFIG, run_stock_tool, tiny_toy_options
 
 LOSS_KEYS = ('loss', 'sup.decode.loss_ce', 'sup.aux.loss_ce', 'unsup.loss_ael',
@@ -32,7 +33,7 @@ def _losses(work_dir):
 
 
 def _state(path):
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return load_checkpoint_file(path)
 
 
 def test_resumed_ael_run_repeats_the_uninterrupted_losses(tmp_path, toy_root):

@@ -22,6 +22,7 @@ from mmseg.registry import DATASETS, METRICS, MODELS
 from ael_mmseg.apis import export_plain_config, export_segmentor
 from ael_mmseg.apis.export import find_types, plain_config, plugin_type_names, to_stock
 from ael_mmseg.datasets.longtail_toy import LONGTAIL_TOY_CLASSES
+from ael_mmseg.utils.compat import load_checkpoint_file
 from helpers.stock_tools import REPO_ROOT, TOY_CONFIG, run_stock_tool, tiny_toy_options
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'model_converters', 'export_teacher.py')
@@ -76,7 +77,7 @@ def _ael_model(run, predict_on='teacher'):
 
 
 def _ael_classes(run):
-    return tuple(torch.load(run.ael_ckpt, weights_only=True)['meta']['dataset_meta']['classes'])
+    return tuple(load_checkpoint_file(run.ael_ckpt)['meta']['dataset_meta']['classes'])
 
 
 def _val_batch(plain_cfg):
@@ -87,7 +88,7 @@ def _val_batch(plain_cfg):
 
 @pytest.mark.parametrize('which', ['teacher', 'student'])
 def test_export_keeps_one_model_without_its_prefix(run, which):
-    source = torch.load(run.ael_ckpt, map_location='cpu', weights_only=True)['state_dict']
+    source = load_checkpoint_file(run.ael_ckpt)['state_dict']
     exported = torch.load(getattr(run, which), map_location='cpu', weights_only=True)
     assert set(exported) == {'state_dict', 'meta'}
     expected = {k[len(which) + 1:]: v for k, v in source.items() if k.startswith(f'{which}.')}
@@ -167,10 +168,33 @@ def test_inferencer_matches_init_model(run, toy_root):
     assert inferencer.model.dataset_meta['classes'] == _ael_classes(run)
 
 
-def test_out_config_defaults_to_the_config_in_the_checkpoint(run):
+def test_config_from_checkpoint_only_when_asked(run):
     out_cfg = str(run.root / 'from_meta.py')
-    export_segmentor(run.ael_ckpt, run.root / 'again.pth', out_config=out_cfg)
+    again = run.root / 'again.pth'
+    with pytest.raises(ValueError, match='--config.*--config-from-checkpoint'):
+        export_segmentor(run.ael_ckpt, again, out_config=out_cfg)
+    assert not osp.exists(again) and not osp.exists(out_cfg)
+    export_segmentor(run.ael_ckpt, again, out_config=out_cfg, config_from_checkpoint=True)
     assert Config.fromfile(out_cfg).to_dict() == Config.fromfile(run.plain_cfg).to_dict()
+
+
+def test_command_line_never_executes_the_checkpoints_config_unasked(tmp_path):
+    """A checkpoint whose stored config runs code: the tool stops, naming both options."""
+    marker = tmp_path / 'executed'
+    crafted = tmp_path / 'crafted.pth'
+    torch.save(dict(state_dict={'teacher.w': torch.zeros(1)},
+                    meta=dict(cfg=f'open({str(marker)!r}, "w").write("x")\nmodel = dict()\n')),
+               crafted)
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    proc = subprocess.run([sys.executable, TOOL, str(crafted), str(tmp_path / 'out.pth'),
+                           '--out-config', str(tmp_path / 'plain.py')], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    assert proc.returncode == 2
+    assert '--config CONFIG' in proc.stdout and '--config-from-checkpoint' in proc.stdout
+    assert not marker.exists() and not (tmp_path / 'out.pth').exists()
+    assert '--config-from-checkpoint' in subprocess.run(
+        [sys.executable, TOOL, '--help'], env=env, text=True, stdout=subprocess.PIPE,
+        timeout=300).stdout
 
 
 def test_command_line_reports_what_it_wrote(run):

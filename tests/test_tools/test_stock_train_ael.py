@@ -5,8 +5,8 @@ import os.path as osp
 import textwrap
 
 import pytest
-import torch
 
+from ael_mmseg.utils.compat import load_checkpoint_file
 from helpers.stock_tools import REPO_ROOT, TOY_CONFIG, run_stock_tool, tiny_toy_options
 
 MAIN_JOB = osp.join(REPO_ROOT, 'configs/ael/ael_unet-s4-d8_fcn_1xb4-1600_longtail-toy-64x64.py')
@@ -80,7 +80,7 @@ def test_ael_trains_validates_and_checkpoints_through_stock_train(tmp_path, toy_
     assert any(k.startswith('teacher/IoU.') for k in validations[-1])
     # Bank series were written through the visualizer.
     assert any('ael/conf/red_disc' in r for r in records)
-    checkpoint = torch.load(work_dir / 'iter_4.pth', map_location='cpu', weights_only=True)
+    checkpoint = load_checkpoint_file(work_dir / 'iter_4.pth')
     state = checkpoint['state_dict']
     assert 'confidence_bank.ema' in state and 'cutmix.presence' in state
     assert state['cutmix.presence'].shape == (10, 8)  # classes x unlabeled images

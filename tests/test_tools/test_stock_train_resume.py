@@ -5,6 +5,7 @@ import textwrap
 
 import torch
 
+from ael_mmseg.utils.compat import load_checkpoint_file
 from helpers.stock_tools import run_stock_tool
 
 PLAIN_CONFIG = """
@@ -40,7 +41,7 @@ randomness = dict(seed=0, deterministic=True)
 
 
 def _state(path):
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return load_checkpoint_file(path)
 
 
 def test_stock_train_saves_resumes_and_continues_exactly(tmp_path, toy_root):
