@@ -1,4 +1,6 @@
 from .augmentations import *  # noqa: F401,F403
+from .backbones import *  # noqa: F401,F403
+from .decode_heads import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .segmentors import *  # noqa: F401,F403
 from .utils import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+from .two_range_random_resize import TwoRangeRandomResize
+
+__all__ = ['TwoRangeRandomResize']
