@@ -25,6 +25,13 @@ def test_gpu_check_runs_the_paper_config_and_prints_the_tables(tmp_path):
     # the config's per-GPU batch: 2 labeled + 2 paste + 1 pair
     assert '2 labeled + 2 paste + 1 CutMix pair(s) at 64x64 on cpu' in out
     assert 'sync check NOT armed (needs CUDA)' in out
+    import mmcv
+    import mmseg
+    import torch
+    versions = next(line for line in out.splitlines() if line.startswith('[gpu_check] versions:'))
+    for part in (f'torch {torch.__version__}', f'mmcv {mmcv.__version__}',
+                 f'mmseg {mmseg.__version__}', 'CUDA ', 'cuDNN ', 'GPU none'):
+        assert part in versions, (part, versions)
     assert 'losses of the last step finite' in out and 'unsup.loss_ael=' in out
     for row in ('| supervised |', '| mean-teacher |', '| ael |', '| student backward |',
                 '| ACM (cutmix forward) |', '| ACP (copy_paste forward) |'):

@@ -100,8 +100,24 @@ def checked_step(env, batch, device: str) -> dict:
     return log_vars
 
 
+def stack_versions(device: str) -> str:
+    """The versions a report is compared by: torch, CUDA, cuDNN, mmcv, mmengine, mmseg, GPU."""
+    import mmcv
+    import mmengine
+    import mmseg
+    import numpy
+    cuda = torch.version.cuda or 'none (CPU build)'
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    gpu = (torch.cuda.get_device_name() if device == 'cuda' and torch.cuda.is_available()
+           else 'none')
+    return (f'torch {torch.__version__}, CUDA {cuda}, cuDNN {cudnn or "none"}, '
+            f'numpy {numpy.__version__}, mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, '
+            f'mmseg {mmseg.__version__}, ael_mmseg {ael_mmseg.__version__}, GPU {gpu}')
+
+
 def main() -> None:
     args = parse_args()
+    print(f'[gpu_check] versions: {stack_versions(args.device)}')
     if args.amp and args.device != 'cuda':
         raise SystemExit("[gpu_check] --amp needs CUDA (mmengine's AmpOptimWrapper refuses the "
                          'CPU); drop --amp or run on a GPU')
