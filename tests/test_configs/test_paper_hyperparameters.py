@@ -20,6 +20,17 @@ def _pipeline_step(pipeline, kind):
     return next(t for t in pipeline if t['type'] == kind)
 
 
+def _jitter_step(pipeline):
+    return next(t for t in pipeline if t['type'] in ('RandomResize', 'TwoRangeRandomResize'))
+
+
+def _jitter_types(cfg):
+    data = _dataset(cfg)
+    pipelines = [data.labeled.pipeline, data.unlabeled.pipeline] + (
+        [data.paste_pipeline] if data.get('paste_pipeline') else [])
+    return {_jitter_step(p)['type'] for p in pipelines}
+
+
 def _dataset(cfg):
     return cfg.train_dataloader.dataset
 
@@ -86,8 +97,8 @@ ROWS = [
     ('crop', _crops, {(769, 769)}, {(513, 513)}, 'released yamls'),
     ('preprocessor size', lambda c: tuple(c.model.data_preprocessor.size), (769, 769),
      (513, 513), 'released yamls (crop)'),
-    ('labeled scale jitter', lambda c: tuple(_pipeline_step(
-        _dataset(c).labeled.pipeline, 'RandomResize')['ratio_range']), (0.5, 2.0), (0.5, 2.0),
+    ('labeled scale jitter', lambda c: tuple(_jitter_step(
+        _dataset(c).labeled.pipeline)['ratio_range']), (0.5, 2.0), (0.5, 2.0),
      'released yamls: rand_resize [0.5, 2.0]'),
     ('no cat_max_ratio', _cat_max_ratios, {1.0}, {1.0}, 'released: a plain random crop'),
     ('OHEM decode head', lambda c: _ohem(c.model.segmentor.decode_head),
@@ -103,10 +114,6 @@ ROWS = [
      (2, 1024), 'released yamls: aux_plane 1024 (layer3)'),
     ('SyncBN', lambda c: c.model.segmentor.backbone.norm_cfg['type'], 'SyncBN', 'SyncBN',
      'released yamls: sync_bn True'),
-    ('ImageNet ResNet-101', lambda c: (c.model.segmentor.pretrained,
-                                       c.model.segmentor.backbone.depth),
-     ('open-mmlab://resnet101_v1c', 101), ('open-mmlab://resnet101_v1c', 101),
-     'paper: ImageNet-pretrained ResNet-101 (ours: mmseg ResNetV1c, see README)'),
     ('EMA decay', lambda c: c.model.semi_train_cfg.ema_momentum, 0.99, 0.99,
      'released yamls: ema_decay 0.99'),
     ('pseudo-label threshold', lambda c: c.model.semi_train_cfg.pseudo_label_thresh, 0.0, 0.7,
@@ -125,6 +132,37 @@ ROWS = [
     ('checkpoints with the resume state', lambda c: c.default_hooks.checkpoint.type,
      'ResumableCheckpointHook', 'ResumableCheckpointHook', 'ours: exact resume'),
 ]
+
+# Rows of each network family: mmseg's DeepLabV3+ or the original code's network/pipeline.
+_IMAGENET = ('ImageNet ResNet-101', lambda c: (c.model.segmentor.pretrained,
+                                               c.model.segmentor.backbone.depth))
+FAMILY_ROWS = {
+    'mmseg': [
+        _IMAGENET + (('open-mmlab://resnet101_v1c', 101), ('open-mmlab://resnet101_v1c', 101),
+                     'paper: ImageNet-pretrained ResNet-101 (ours: mmseg ResNetV1c, see '
+                     'docs/en/notes/differences_from_original.md)'),
+        ('scale jitter draw', _jitter_types, {'RandomResize'}, {'RandomResize'},
+         'ours: one uniform draw over the range'),
+        ('label pad value', lambda c: c.model.data_preprocessor.seg_pad_val, 255, 255,
+         'ours: padded borders ignored'),
+        ('align_corners', lambda c: (c.model.segmentor.decode_head.align_corners,
+                                     c.model.segmentor.auxiliary_head.align_corners),
+         (True, True), (False, False), 'Cityscapes: released; VOC: mmseg VOC configs'),
+    ],
+    'original': [
+        _IMAGENET + (('checkpoints/resnet101-2a57e44d_mmseg.pth', 101),
+                     ('checkpoints/resnet101-2a57e44d_mmseg.pth', 101),
+                     'released resnet.py: resnet101-2a57e44d, converted by '
+                     'tools/model_converters/deepstem_resnet_to_mmseg.py'),
+        ('scale jitter draw', _jitter_types, {'TwoRangeRandomResize'},
+         {'TwoRangeRandomResize'}, 'released augmentation.py RandResize: [low, 1] or [1, high]'),
+        ('label pad value', lambda c: c.model.data_preprocessor.seg_pad_val, 0, 0,
+         'released augmentation.py Crop: ignore_label replaced by 0'),
+        ('align_corners', lambda c: (c.model.segmentor.decode_head.align_corners,
+                                     c.model.segmentor.auxiliary_head.align_corners),
+         (True, True), (True, True), 'released decoder.py / model_helper.py'),
+    ],
+}
 
 AEL_HOOKS = ['TeacherEMAHook', 'ConfidenceBankHook', 'ACMSourceHook', 'ConfidenceBankLoggerHook',
              'FiniteLossHook']
@@ -159,8 +197,8 @@ PART_ROWS = {
          'released yamls: acp number'),
         ('ACP probability', lambda c: c.model.copy_paste.prob, 0.5, 0.5,
          'released yamls: acp prob'),
-        ('ACP scale range', lambda c: tuple(_pipeline_step(
-            _dataset(c).paste_pipeline, 'RandomResize')['ratio_range']), (0.1, 2.0), (0.1, 2.0),
+        ('ACP scale range', lambda c: tuple(_jitter_step(
+            _dataset(c).paste_pipeline)['ratio_range']), (0.1, 2.0), (0.1, 2.0),
          'released yamls: acp rand_resize'),
         ('ACP excluded classes', lambda c: list(c.model.copy_paste.excluded_classes),
          [0, 1, 2, 8, 10], [0], 'released train.py (Cityscapes stuff); VOC: ours, background '
@@ -172,7 +210,7 @@ PART_ROWS = {
 def _describe(path):
     name = osp.basename(path)
     dataset = 'cityscapes' if '_cityscapes-' in name else 'voc12aug'
-    method, _ = name.split('_deeplabv3plus', 1)
+    method, _ = re.split(r'_(?:original-)?deeplabv3plus', name, maxsplit=1)
     partition = re.search(r'-(1_\d+)-', name).group(1)
     return dataset, method, partition
 
@@ -211,7 +249,8 @@ def _load(path):
 
 def test_every_paper_config_is_covered():
     names = [osp.basename(p) for p in PAPER_CONFIGS]
-    assert len(names) == 38, names  # 3 methods x 2 datasets x 5 partitions + 8 ablations
+    # 3 methods x 2 datasets x 5 partitions + 8 ablations; AEL on the original network x 10
+    assert len(names) == 48, names
     assert {_describe(p)[1] for p in PAPER_CONFIGS} == set(EXPECTED_PARTS) | {'supervised'}
 
 
@@ -221,7 +260,8 @@ def test_paper_config_hyperparameters(path):
     dataset, method, partition = _describe(path)
     column = 0 if dataset == 'cityscapes' else 1
     parts = _parts_on(cfg)
-    rows = list(ROWS) + MODEL_ROWS[cfg.model.type]
+    family = 'original' if '_original-deeplabv3plus_' in osp.basename(path) else 'mmseg'
+    rows = list(ROWS) + MODEL_ROWS[cfg.model.type] + FAMILY_ROWS[family]
     for part in sorted(parts):
         rows += PART_ROWS[part]
     wrong = []
