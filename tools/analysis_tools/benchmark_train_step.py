@@ -32,6 +32,9 @@ synchronises, so its parts add up to a slightly slower step.
     python tools/analysis_tools/benchmark_train_step.py --device cuda --size 769 \
         --num-labeled 2 --num-pairs 2 \
         --config configs/ael/ael_deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_16-769x769.py
+    python tools/analysis_tools/benchmark_train_step.py --device cuda --size 769 \
+        --num-labeled 2 --num-pairs 2 --config \
+        configs/ael/ael_original-deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_16-769x769.py
 """
 import argparse
 import ctypes

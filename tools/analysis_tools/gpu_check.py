@@ -4,6 +4,8 @@
     python tools/analysis_tools/gpu_check.py --amp    # the same with train.py's --amp
     python tools/analysis_tools/gpu_check.py --config \\
         configs/ael/ael_deeplabv3plus_r101-d8_8xb2-30k_voc12aug-1_32-513x513.py
+    python tools/analysis_tools/gpu_check.py --config \\
+        configs/ael/ael_original-deeplabv3plus_r101-d8_8xb2-18k_cityscapes-1_16-769x769.py
 
 What it runs, on the shipped config at its full crop (only the schedule is
 short; the model is built without loading the ImageNet weights, which a check
