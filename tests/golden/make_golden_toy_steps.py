@@ -1,4 +1,4 @@
-"""Write the golden record of 4 seeded AEL toy training steps (issue 13, item 1).
+"""Write the golden record of 4 seeded AEL toy training steps.
 
 The record pins what the training step computes today, so that a refactor can
 be checked against it (``tests/test_models/test_golden_toy_steps.py``). Per

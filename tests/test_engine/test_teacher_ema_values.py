@@ -1,4 +1,4 @@
-"""The teacher EMA through ``TeacherEMAHook`` at real iterations, by value (issue 13, item 1).
+"""The teacher EMA through ``TeacherEMAHook`` at real iterations, by value.
 
 ``teacher <- d * teacher + (1 - d) * student`` with ``d = min(1 - 1/(i + 1), 0.99)``
 at the hook's iteration ``i`` (the original code; ``ema_momentum`` 0.99),

@@ -1,4 +1,4 @@
-"""4 seeded AEL toy training steps against the golden record (issue 13, item 1).
+"""4 seeded AEL toy training steps against the golden record.
 
 The record, ``tests/golden/golden_toy_steps.json``, pins the step's values
 (logged losses, confidence bank, ACM presence table, sums of the absolute

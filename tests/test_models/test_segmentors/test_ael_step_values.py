@@ -1,4 +1,4 @@
-"""Value-level pins of what one ``AELSegmentor.loss`` step computes (issue 13, item 1).
+"""Value-level pins of what one ``AELSegmentor.loss`` step computes.
 
 Every test recomputes a value independently, from the teacher's and the
 student's raw outputs (their decode-head logits, captured with forward hooks

@@ -1,4 +1,4 @@
-"""The mean-teacher base, its two subclasses, and what the batch switches (issue 13)."""
+"""The mean-teacher base, its two subclasses, and what the batch switches."""
 import copy
 
 import pytest
