@@ -4,8 +4,10 @@
 # Idempotent: a second run with unchanged pins only checks the imports.
 #
 #   AEL_STACK  cpu (default): torch 2.13.0 CPU build, numpy 2 (Python >= 3.10)
-#              gpu: the README's GPU stack, torch 2.1.2 (PyPI's CUDA 12.1 build,
-#              which also runs without a GPU) with numpy < 2 (Python 3.8-3.11)
+#              gpu: the README's GPU stack at pyproject.toml's floors: torch 2.1.2
+#              (PyPI's CUDA 12.1 build, which also runs without a GPU), numpy 1.24.4,
+#              mmcv 2.1.0, mmengine 0.10.7, mmsegmentation 1.2.2 (Python 3.8-3.11;
+#              .ci/run builds it with Python 3.8, the floor)
 #   AEL_VENV   where the environment lives (default: <repo>/.venv for cpu,
 #              <repo>/.venv-gpu-stack for gpu)
 #   PYTHON     interpreter used to create it (default: python3)
@@ -19,8 +21,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK=${AEL_STACK:-cpu}
 case "$STACK" in
-    cpu) TORCH_PIN="torch==2.13.0"; NUMPY_PIN="numpy"; DEFAULT_VENV="$ROOT/.venv" ;;
-    gpu) TORCH_PIN="torch==2.1.2"; NUMPY_PIN="numpy<2"; DEFAULT_VENV="$ROOT/.venv-gpu-stack" ;;
+    cpu) TORCH_PIN="torch==2.13.0"; NUMPY_PIN="numpy"; MM_PINS=""; DEFAULT_VENV="$ROOT/.venv" ;;
+    gpu) TORCH_PIN="torch==2.1.2"; NUMPY_PIN="numpy==1.24.4"
+         MM_PINS="mmengine==0.10.7 mmsegmentation==1.2.2"; DEFAULT_VENV="$ROOT/.venv-gpu-stack" ;;
     *) echo "[setup_env] AEL_STACK must be cpu or gpu, got '$STACK'" >&2; exit 2 ;;
 esac
 VENV=${AEL_VENV:-$DEFAULT_VENV}
@@ -53,7 +56,8 @@ if ! "$VPY" -c "import mmcv.ops" 2>/dev/null; then
 fi
 # torch 2.13 wants setuptools>=77; mmengine 0.10.7 needs pkg_resources (<82).
 if [ "$STACK" = cpu ]; then pip install -q "setuptools>=77,<82"; else pip install -q "setuptools<82"; fi
-pip install -q -e "$ROOT[tests]" "$NUMPY_PIN"
+# shellcheck disable=SC2086  # MM_PINS is a word list
+pip install -q -e "$ROOT[tests]" "$NUMPY_PIN" $MM_PINS
 "$VPY" -c "import mmcv.ops, mmseg.models, ael_mmseg"
 echo "$want" > "$stamp"
 echo "[setup_env] ready: $VENV"
