@@ -15,7 +15,6 @@ configs/ael/README.md:
 import glob
 import importlib.util
 import itertools
-import os
 import os.path as osp
 import re
 
@@ -25,8 +24,8 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ROOT_FILES = ('LICENSE', 'NOTICE')
 ROOT_FILE_RE = re.compile(r'^[\w.-]+\.(toml|cff|cfg|yml)$')
 PATH_RE = re.compile(
-    r'(?<![\w./$:-])((?:\.ci|ael_mmseg|configs|tools|tests|docs|_base_|ael|ael_baselines|ael_ablations)'
-    r'/(?:(?:[\w.*+-]|\{[\w.,+-]*\})+/?)*)')
+    r'(?<![\w./$:-])((?:\.ci|ael_mmseg|configs|tools|tests|docs|_base_|ael|ael_baselines'
+    r'|ael_ablations)/(?:(?:[\w.*+-]|\{[\w.,+-]*\})+/?)*)')
 CONFIG_NAME_RE = re.compile(r'(?<![\w./+-])([\w.+-]+_\d+xb\d+-[\w.+-]+\.py)(?![\w/])')
 RELATIVE_TO_CONFIGS = ('_base_/', 'ael/', 'ael_baselines/', 'ael_ablations/')
 TOOL_RE = re.compile(r'(?:\$MMSEG/|(?<![\w./-]))(tools/[\w/]+\.(?:py|sh))')
@@ -163,8 +162,8 @@ def link_problems(target, doc_path):
 
 
 def all_config_names():
-    return {osp.basename(p) for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'),
-                                                recursive=True)}
+    paths = glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True)
+    return {osp.basename(p) for p in paths}
 
 
 def problems_of(text, doc_path, config_names=None):
@@ -220,8 +219,8 @@ def _doc(tmp_path, text):
 
 def test_checker_finds_a_missing_path_and_config(tmp_path):
     text = ('Run `configs/ael/no_such_config.py` or `ael_mmseg/models/nothing.py`;\n'
-            '`ael_nonet_r1-d8_8xb2-1k_nowhere-1_2-9x9.py`, `_base_/models/{ael_deeplabv3plus_r50-d8,'
-            'nope}.py`, `configs/ael/zz_*.py`\n')
+            '`ael_nonet_r1-d8_8xb2-1k_nowhere-1_2-9x9.py`, '
+            '`_base_/models/{ael_deeplabv3plus_r50-d8,nope}.py`, `configs/ael/zz_*.py`\n')
     assert _doc(tmp_path, text) == [
         'ael_mmseg/models/nothing.py', 'config ael_nonet_r1-d8_8xb2-1k_nowhere-1_2-9x9.py',
         'configs/_base_/models/nope.py', 'configs/ael/no_such_config.py',
@@ -264,4 +263,5 @@ def test_checker_finds_broken_links_and_anchors(tmp_path):
 
 def test_checker_finds_a_copy_from_a_missing_file(tmp_path):
     text = '```bash\ncp configs/ael/not_there.py configs/mine/x.py\n```\n'
-    assert _doc(tmp_path, text) == ['configs/ael/not_there.py', 'cp source configs/ael/not_there.py']
+    assert _doc(tmp_path, text) == ['configs/ael/not_there.py',
+                                    'cp source configs/ael/not_there.py']

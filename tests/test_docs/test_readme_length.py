@@ -4,7 +4,8 @@ import os.path as osp
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MAX_LINES = 200
 THE_TWO_COMMANDS = (
-    'bash tools/run_demo.sh     # the main job: trains AEL on a small long-tailed dataset on the CPU',
+    'bash tools/run_demo.sh     '
+    '# the main job: trains AEL on a small long-tailed dataset on the CPU',
     'bash tools/run_tests.sh    # the tests: lint + the whole suite (what .ci/run calls)',
 )
 
