@@ -5,7 +5,14 @@ be checked against it (``tests/test_models/test_golden_toy_steps.py``). Per
 step it holds the logged losses, the confidence bank, the ACM presence table
 and the sums of the absolute student and teacher parameters.
 
-The steps run at model level, in one process, on the CPU with one thread: the
+The steps run at model level, in one process, on the CPU with one thread and
+with the CPU kernels held at AVX2 (``PINNED_KERNEL_ENV``; the script re-starts
+itself with it when it is not set): oneDNN, ATen and MKL choose their kernels
+by the instruction set of the CPU, and AVX-512 kernels round differently from
+AVX2 ones. Rounding alone moves step 2's loss by 7e-4 (4.546417 with oneDNN's
+AVX-512 kernels, 4.549460 with its AVX2 ones, torch 2.13 on one AMD EPYC CPU),
+past the record's tolerance; with the kernels held, any x86-64 CPU with AVX2
+computes the record's values. The
 toy config's model (at 32x32, warm-up and ramp-up off so that every part of
 AEL runs from the first step) and its optimizer wrapper, ``model.train_step``
 on a synthetic batch (2 labeled + 2 copy-paste + 2 CutMix pairs, seeded per
@@ -19,10 +26,16 @@ Regenerate only when a change of the step's values is intended, and say why
 in the commit message::
 
     python tests/golden/make_golden_toy_steps.py
+
+``--out FILE`` writes the records of a run to FILE instead (what the test
+compares with the record).
 """
+import argparse
 import json
+import os
 import os.path as osp
 import platform
+import sys
 from types import SimpleNamespace
 
 import torch
@@ -49,6 +62,24 @@ NUM_LABELED = 2
 NUM_PAIRS = 2
 NUM_UNLABELED = 8  # images in the presence table
 SOURCE_CLASSES = (7, 9)  # ACM class of each pair's source (tail classes)
+# Read by torch, oneDNN and MKL when they load, so set before the process starts.
+PINNED_KERNEL_ENV = {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2',
+                     'MKL_CBWR': 'AVX2'}
+
+
+def kernels_pinned() -> bool:
+    return all(os.environ.get(k) == v for k, v in PINNED_KERNEL_ENV.items())
+
+
+def check_pinned_kernels() -> None:
+    """Refuse to compute the record with other kernels than the record's."""
+    if not kernels_pinned():
+        raise RuntimeError(f'the golden steps need the environment {PINNED_KERNEL_ENV} '
+                           'from the start of the process; run this script, which sets it')
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability != 'AVX2':
+        raise RuntimeError(f'the golden steps need AVX2 kernels; torch runs {capability} '
+                           f'on this {platform.machine()} CPU, whose values differ')
 
 
 def make_batch(step: int, num_classes: int) -> dict:
@@ -85,6 +116,7 @@ def abs_sum(module: torch.nn.Module) -> float:
 
 def run_steps(num_steps: int = NUM_STEPS) -> list:
     """Run the seeded steps and return one record per step (plain Python values)."""
+    check_pinned_kernels()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -130,7 +162,17 @@ def _run_steps(num_steps: int) -> list:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', help='write the records here instead of the golden record')
+    args = parser.parse_args()
+    if not kernels_pinned():
+        env = {**os.environ, **PINNED_KERNEL_ENV}
+        os.execve(sys.executable, [sys.executable, osp.abspath(__file__)] + sys.argv[1:], env)
     records = run_steps()
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(records, f)
+        return
     record = dict(
         about='AEL toy steps pinned for refactors; written by '
         'tests/golden/make_golden_toy_steps.py (see its docstring)',
