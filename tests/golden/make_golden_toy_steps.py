@@ -20,7 +20,12 @@ step), then ``after_train_iter`` of the config's custom hooks (teacher EMA,
 confidence bank and presence table, finite-loss check) on a stand-in runner,
 as ``tools/analysis_tools/benchmark_train_step.py`` does. The torch random
 generator is re-seeded before each step, so a change in one step's use of
-random numbers does not shift the later steps' draws.
+random numbers does not shift the later steps' draws. The decode heads'
+``nn.Dropout2d`` layers draw their masks with ``torch.rand``
+(``VersionStableDropout2d``): torch 2.1 and 2.13 draw different dropout masks
+from the same seed (and take a different number of values from the
+generator), while ``torch.rand`` gives the same stream in both, so the record
+holds on both tested stacks.
 
 Regenerate only when a change of the step's values is intended, and say why
 in the commit message::
@@ -110,6 +115,38 @@ def make_batch(step: int, num_classes: int) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
+class VersionStableDropout2d(torch.nn.Module):
+    """``nn.Dropout2d`` whose channel mask comes from ``torch.rand``.
+
+    The same distribution: each channel is zeroed with probability ``p``, the
+    others are scaled by ``1 / (1 - p)``.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape[:2] + (1, ) * (x.dim() - 2), device=x.device) >= self.p
+        return x * keep / (1 - self.p)
+
+
+def use_version_stable_dropout(model: torch.nn.Module) -> int:
+    """Swap every ``nn.Dropout2d`` for :class:`VersionStableDropout2d`; refuse other dropouts."""
+    swapped = 0
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if type(child) is torch.nn.Dropout2d:
+                setattr(module, name, VersionStableDropout2d(child.p))
+                swapped += 1
+            elif isinstance(child, torch.nn.modules.dropout._DropoutNd):
+                raise TypeError(f'{name}: {type(child).__name__} draws a torch-version-'
+                                'dependent mask; give it a version-stable stand-in here')
+    return swapped
+
+
 def abs_sum(module: torch.nn.Module) -> float:
     return float(sum(p.detach().double().abs().sum() for p in module.parameters()))
 
@@ -133,6 +170,7 @@ def _run_steps(num_steps: int) -> list:
     torch.manual_seed(SEED)
     model = MODELS.build(cfg.model)
     model.init_weights()  # as the runner does: the teacher starts as the student's copy
+    assert use_version_stable_dropout(model) > 0
     model.cutmix.resize_presence(NUM_UNLABELED)
     model.train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
@@ -177,7 +215,7 @@ def main() -> None:
         about='AEL toy steps pinned for refactors; written by '
         'tests/golden/make_golden_toy_steps.py (see its docstring)',
         config=CONFIG, size=SIZE, seed=SEED, torch=torch.__version__,
-        machine=platform.machine(), steps=records)
+        machine=platform.machine(), kernel_env=PINNED_KERNEL_ENV, steps=records)
     with open(RECORD, 'w') as f:
         json.dump(record, f, indent=1)
         f.write('\n')
