@@ -1,7 +1,7 @@
 """Labeled + unlabeled data of one semi-supervised training run."""
 import copy
 import os.path as osp
-from typing import Any, Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 from mmengine.dataset import Compose
@@ -9,22 +9,44 @@ from mmseg.registry import DATASETS
 from mmseg.utils import ConfigType
 from torch.utils.data import Dataset
 
-# (role, index into its dataset[, ACM class]) as yielded by SemiSegSampler.
-SampleKey = Tuple[Any, ...]
+from ael_mmseg.utils.keyed_random import seed_host_globals
+
+
+class SampleKey(NamedTuple):
+    """One sample of a step, as :class:`SemiSegSampler` yields it.
+
+    Attributes:
+        role (str): ``sup``, ``sup_paste``, ``unsup`` or ``unsup_source``.
+        index (int): Index into the role's dataset.
+        acm_class (int): The class ACM chose an ``unsup_source`` for; -1: none.
+        seed (int, optional): Seed of the sample's data pipeline; None leaves
+            the global generators as they are.
+    """
+    role: str
+    index: int
+    acm_class: int = -1
+    seed: Optional[int] = None
 
 
 @DATASETS.register_module()
 class SemiSegDataset(Dataset):
     """Wraps an MMSeg labeled dataset and an unlabeled one for AEL.
 
-    Items are addressed by keys from :class:`SemiSegSampler` (one list per
-    step, passed on by :class:`SemiSegBatchSampler`):
+    Items are addressed by :class:`SampleKey` ``(role, index, acm_class,
+    seed)`` from :class:`SemiSegSampler` (one list per step, passed on by
+    :class:`SemiSegBatchSampler`; plain tuples of the first two or three
+    fields work too):
 
     * ``('sup', i)``: labeled sample ``i`` through the labeled pipeline;
     * ``('sup_paste', i)``: labeled sample ``i`` through ``paste_pipeline``
       (its own large-scale jitter), the Adaptive Copy-Paste source;
     * ``('unsup', i)`` / ``('unsup_source', i, c)``: unlabeled sample ``i``;
       ``c`` is the class ACM chose the source image for (-1: none).
+
+    A key's ``seed`` seeds numpy's, Python's and torch's CPU global
+    generators (which MMCV / MMSeg transforms draw from) before the pipeline
+    runs, so a sample's augmentation does not depend on the worker that
+    loads it or on what that worker loaded before.
 
     Every packed sample gets ``ael_role``, ``sample_idx`` (index in its own
     dataset, which the ACM presence table is keyed by) and ``acm_class`` in
@@ -120,6 +142,8 @@ class SemiSegDataset(Dataset):
         if dataset is None:
             raise KeyError('SemiSegDataset: a copy-paste source was requested but '
                            'paste_pipeline is None')
+        if len(key) > 3 and key[3] is not None:
+            seed_host_globals(int(key[3]))
         try:
             results = dataset.prepare_data(index)
         except Exception as error:

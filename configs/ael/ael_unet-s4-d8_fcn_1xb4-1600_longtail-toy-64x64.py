@@ -99,10 +99,7 @@ default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(interval=800, max_keep_ckpts=1))
 custom_hooks = [
-    dict(type='TeacherEMAHook'),
-    dict(type='ConfidenceBankHook'),
-    dict(type='ACMSourceHook'),
-    dict(type='ConfidenceBankLoggerHook', interval=25),
+    dict(type='AELHook', log_interval=25),
     dict(type='FiniteLossHook'),
 ]
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))

@@ -12,4 +12,3 @@ model = dict(
     semi_train_cfg=_base_.model.semi_train_cfg,
     semi_test_cfg=_base_.model.semi_test_cfg)
 train_dataloader = dict(dataset=dict(paste_pipeline=None))
-custom_hooks = [dict(type='TeacherEMAHook'), dict(type='FiniteLossHook')]

@@ -12,4 +12,3 @@ model = dict(
     semi_test_cfg=_base_.model.semi_test_cfg)
 train_dataloader = dict(
     sampler=dict(num_unlabeled=0), dataset=dict(paste_pipeline=None))
-custom_hooks = [dict(type='TeacherEMAHook'), dict(type='FiniteLossHook')]

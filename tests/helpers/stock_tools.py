@@ -37,7 +37,7 @@ def tiny_toy_options(data_root: str, max_iters: int = 4, val_interval: int = 2,
         'model.semi_train_cfg.warmup_iters=0', 'model.semi_train_cfg.rampup_iters=0',
         f'default_hooks.checkpoint.interval={val_interval}',
         'default_hooks.logger.interval=1',
-        'custom_hooks.3.interval=1',  # ConfidenceBankLoggerHook
+        'custom_hooks.0.log_interval=1',  # AELHook
     ]
 
 

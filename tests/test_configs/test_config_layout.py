@@ -157,7 +157,7 @@ def test_derived_configs_change_only_their_parts(path):
     allowed = {PASTE} | ({'train_dataloader.sampler.num_unlabeled'}
                          if method == 'supervised' else set())
     assert outside == allowed, sorted(outside)
-    assert [h['type'] for h in cfg.custom_hooks] == ['TeacherEMAHook', 'FiniteLossHook']
+    assert [h['type'] for h in cfg.custom_hooks] == ['AELHook', 'FiniteLossHook']
 
 
 def test_the_generic_model_base_is_mmseg_deeplabv3plus_with_ohem():

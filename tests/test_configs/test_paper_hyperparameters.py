@@ -85,7 +85,7 @@ ROWS = [
      [('PolyLR', 0.9, 0.0, 0, 18000, False)], [('PolyLR', 0.9, 0.0, 0, 30000, False)],
      'released lr_helper.py: poly 0.9 to 0, per iteration'),
     ('iterations', lambda c: (c.train_cfg.type, c.train_cfg.max_iters),
-     ('FastForwardIterBasedTrainLoop', 18000), ('FastForwardIterBasedTrainLoop', 30000),
+     ('SemiSegIterBasedTrainLoop', 18000), ('SemiSegIterBasedTrainLoop', 30000),
      'paper (18k / 30k); the released yamls count epochs over the unlabeled loader, which '
      'depends on the partition'),
     ('labeled crops per GPU', lambda c: c.train_dataloader.batch_size, 2, 2,
@@ -129,8 +129,13 @@ ROWS = [
     ('per-rank random streams', lambda c: (c.randomness.get('diff_rank_seed'), ), (True, ),
      (True, ), 'ours: the original seeded every rank alike (same ACP/CutMix/AES draws on all '
      '8 GPUs)'),
-    ('checkpoints with the resume state', lambda c: c.default_hooks.checkpoint.type,
-     'ResumableCheckpointHook', 'ResumableCheckpointHook', 'ours: exact resume'),
+    ('stock checkpoints (AELHook adds the ACM lag history)',
+     lambda c: c.default_hooks.checkpoint.type, 'CheckpointHook', 'CheckpointHook',
+     'ours: exact resume'),
+    ('ACM lag >= prefetch depth', lambda c: (
+        c.train_dataloader.sampler.acm_lag,
+        c.train_dataloader.num_workers * c.train_dataloader.get('prefetch_factor', 2)), (8, 8),
+     (8, 8), 'ours: ACM sources from the bank 8 steps back (4 workers x prefetch 2)'),
 ]
 
 # Rows of each network family: mmseg's DeepLabV3+ or the original code's network/pipeline.
@@ -164,8 +169,7 @@ FAMILY_ROWS = {
     ],
 }
 
-AEL_HOOKS = ['TeacherEMAHook', 'ConfidenceBankHook', 'ACMSourceHook', 'ConfidenceBankLoggerHook',
-             'FiniteLossHook']
+AEL_HOOKS = ['AELHook', 'FiniteLossHook']
 # Rows of each model type (AEL and its ablations; the CutMix mean-teacher baselines).
 MODEL_ROWS = {
     'AELSegmentor': [
@@ -178,7 +182,7 @@ MODEL_ROWS = {
         ('random CutMix boxes', lambda c: c.model.cutmix.type, 'CutMix', 'CutMix',
          'paper: the CutMix mean-teacher baseline'),
         ('hooks', lambda c: [h['type'] for h in c.custom_hooks],
-         ['TeacherEMAHook', 'FiniteLossHook'], ['TeacherEMAHook', 'FiniteLossHook'],
+         AEL_HOOKS, AEL_HOOKS,
          'ours: EMA, finite-loss check (no bank)'),
     ],
 }
@@ -281,7 +285,8 @@ def test_paper_config_hyperparameters(path):
     # the AEL parts on in this config, and the batch that goes with them: batch_size
     # is the labeled crops whatever the parts; paste_pipeline alone switches ACP
     sampler = cfg.train_dataloader.sampler
-    assert set(sampler) == {'type', 'num_unlabeled'}, sampler
+    assert set(sampler) == {'type', 'num_unlabeled', 'acm_lag'}, sampler
+    assert sampler.acm_lag == 8  # >= 4 workers x prefetch 2: the ACM bank is 8 steps old
     if method == 'supervised':
         assert cfg.model.type == 'CutMixMeanTeacher'
         assert cfg.model.semi_train_cfg.unsup_weight == 0.0

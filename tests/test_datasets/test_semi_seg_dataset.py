@@ -1,5 +1,6 @@
 import os
 import os.path as osp
+import random
 import shutil
 
 import numpy as np
@@ -8,6 +9,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 from ael_mmseg.datasets import SemiSegDataset
+from ael_mmseg.datasets.semi_seg_dataset import SampleKey
 
 PIPE_L = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
           dict(type='PackSegInputs')]
@@ -90,3 +92,28 @@ def test_split_listing_missing_files_is_refused_before_training(toy_root, tmp_pa
                        match=rf'1 file\(s\) listed by the {side} split .* do not exist: '
                              rf"'.*{folder}/train/{sample}\.png'"):
         build(root)
+
+
+def test_a_key_seed_fixes_the_augmentation_whatever_was_drawn_before(toy_root):
+    init_default_scope('mmseg')
+    prefix = dict(img_path='img_dir/train', seg_map_path='ann_dir/train')
+    random_pipe = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                   dict(type='RandomResize', scale=(32, 32), ratio_range=(0.5, 2.0),
+                        keep_ratio=True),
+                   dict(type='RandomCrop', crop_size=(16, 16)),
+                   dict(type='RandomFlip', prob=0.5), dict(type='PackSegInputs')]
+    common = dict(type='LongTailToyDataset', data_root=toy_root, data_prefix=prefix)
+    dataset = SemiSegDataset(labeled=dict(common, ann_file='splits/labeled.txt',
+                                          pipeline=random_pipe),
+                             unlabeled=dict(common, ann_file='splits/unlabeled.txt',
+                                            pipeline=PIPE_U))
+
+    def load(seed):
+        return dataset[SampleKey('sup', 1, -1, seed)]['inputs'].numpy()
+
+    np.random.seed(0)
+    first = load(12345)
+    np.random.seed(99)
+    random.seed(99)
+    assert np.array_equal(load(12345), first)
+    assert any(not np.array_equal(load(seed), first) for seed in range(5))

@@ -2,13 +2,16 @@ import itertools
 from types import SimpleNamespace
 
 import pytest
+import torch
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader, Dataset
 
 from ael_mmseg.datasets import SemiSegBatchSampler, semi_sampler_of
-from ael_mmseg.datasets.samplers import semi_seg_sampler
+from ael_mmseg.datasets.samplers import ACMSourceState, semi_seg_sampler
 from ael_mmseg.datasets.samplers.semi_seg_sampler import SemiSegSampler
+from ael_mmseg.datasets.semi_seg_dataset import SampleKey
+from ael_mmseg.utils.keyed_random import PIPELINE, derive_seed
 
 
 def fake_dataset(num_labeled=10, num_unlabeled=20, paste=True):
@@ -34,20 +37,22 @@ def test_every_step_has_the_configured_composition(monkeypatch):
     for step in steps(batches, 5):
         assert [k[0] for k in step] == ['sup', 'sup', 'sup_paste', 'sup_paste', 'unsup',
                                         'unsup_source']
-        assert step[-1][2] == -1  # no selector installed: plain CutMix source
+        assert step[-1][2] == -1  # no ACM state installed: plain CutMix source
 
 
-def test_keys_and_draws_are_those_of_the_per_key_sampler(monkeypatch):
-    # Recorded with the sampler before the batch sampler existed (it yielded
-    # one key at a time): same seed, rank 1 of 2, 2 labeled + paste, 1 pair.
+def test_every_key_carries_its_pipeline_seed_keyed_by_rank_step_role_and_position(
+        monkeypatch):
     batches = make_batches(monkeypatch, rank=1, world_size=2, batch_size=2, num_unlabeled=1)
-    assert steps(batches, 3) == [
-        [('sup', 0), ('sup', 7), ('sup_paste', 8), ('sup_paste', 3), ('unsup', 14),
-         ('unsup_source', 14, -1)],
-        [('sup', 5), ('sup', 9), ('sup_paste', 1), ('sup_paste', 1), ('unsup', 2),
-         ('unsup_source', 17, -1)],
-        [('sup', 4), ('sup', 8), ('sup_paste', 4), ('sup_paste', 6), ('unsup', 16),
-         ('unsup_source', 0, -1)]]
+    first, second = steps(batches, 2)
+    assert all(isinstance(k, SampleKey) and k.seed is not None for k in first + second)
+    assert first[0].seed == derive_seed(3, PIPELINE, 1, 0, 0, 0)  # step 0, 'sup' #0
+    assert first[1].seed == derive_seed(3, PIPELINE, 1, 0, 0, 1)  # 'sup' #1
+    assert second[5].seed == derive_seed(3, PIPELINE, 1, 1, 3, 0)  # step 1, 'unsup_source' #0
+    seeds = [k.seed for k in first + second]
+    assert len(set(seeds)) == len(seeds)  # every sample its own augmentation draws
+    rank0 = steps(make_batches(monkeypatch, rank=0, world_size=2, batch_size=2,
+                               num_unlabeled=1), 1)[0]
+    assert {k.seed for k in rank0}.isdisjoint(seeds)
 
 
 def test_without_paste_pipeline_or_unlabeled(monkeypatch):
@@ -86,10 +91,13 @@ def test_ranks_see_different_images(monkeypatch):
         assert seen0.isdisjoint(seen1), role  # one pass is split between ranks
 
 
-def test_installed_source_selector_chooses_acm_sources(monkeypatch):
+def test_installed_acm_state_chooses_the_sources(monkeypatch):
     batches = make_batches(monkeypatch)
-    batches.sampler.source_selector = lambda generator: (7, 13)
-    assert steps(batches, 1)[0][-1] == ('unsup_source', 13, 7)
+    presence = torch.zeros(3, 20, dtype=torch.bool)
+    presence[:, 13] = True  # image 13 holds every class
+    batches.sampler.acm_state = ACMSourceState(4, torch.zeros(3), presence)
+    source = steps(batches, 1)[0][-1]
+    assert (source.role, source.index) == ('unsup_source', 13) and 0 <= source.acm_class < 3
 
 
 def test_length_is_the_steps_of_one_pass_over_the_rank_labeled_share(monkeypatch):
@@ -108,11 +116,9 @@ def test_bad_num_unlabeled_is_refused_naming_the_key(monkeypatch):
         make_batches(monkeypatch, num_unlabeled=-1)
 
 
-@pytest.mark.parametrize('name, hint', [('num_labeled', r'train_dataloader\.batch_size'),
-                                        ('copy_paste', r'dataset\.paste_pipeline')])
-def test_removed_sampler_arguments_say_where_they_went(monkeypatch, name, hint):
-    with pytest.raises(TypeError, match=rf'sampler\.{name} no longer exists.*{hint}'):
-        make_batches(monkeypatch, **{name: 2})
+def test_bad_acm_lag_is_refused_naming_the_key(monkeypatch):
+    with pytest.raises(ValueError, match=r'train_dataloader\.sampler\.acm_lag'):
+        make_batches(monkeypatch, acm_lag=0)
 
 
 def test_batch_sampler_refuses_another_sampler():

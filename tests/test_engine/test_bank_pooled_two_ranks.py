@@ -3,7 +3,7 @@
 Each rank recomputes its own Eq. 4 statistics (per class: the sum of the
 student's softmax probability of the true class, and the pixel count) from
 the student logits of its labeled images, captured with forward hooks. The
-bank that ``ConfidenceBankHook`` leaves on both ranks must be the Eq. 7
+bank that ``AELHook`` leaves on both ranks must be the Eq. 7
 update (with the bias correction ``ema / (1 - tau ** n)``) on
 ``sum over ranks of the sums / sum over ranks of the counts``: not each rank's
 own statistic, and not the mean of the two ranks' per-class means (the ranks
@@ -24,7 +24,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from ael_mmseg.engine.hooks import ConfidenceBankHook
+from ael_mmseg.engine.hooks import AELHook
 from helpers.processes import gather_from_ranks
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -96,7 +96,7 @@ def _worker(rank, world_size, port, queue):
     torch.set_num_threads(1)
     try:
         model = build_model()
-        hook = ConfidenceBankHook()
+        hook = AELHook()
         for step in range(STEPS):
             MessageHub.get_current_instance().update_info('iter', step)
             inputs, samples = make_batch(rank, step)

@@ -1,4 +1,4 @@
-"""The teacher EMA through ``TeacherEMAHook`` at real iterations, by value.
+"""The teacher EMA through ``AELHook`` at real iterations, by value.
 
 ``teacher <- d * teacher + (1 - d) * student`` with ``d = min(1 - 1/(i + 1), 0.99)``
 at the hook's iteration ``i`` (the original code; ``ema_momentum`` 0.99),
@@ -22,7 +22,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from ael_mmseg.engine.hooks import TeacherEMAHook
+from ael_mmseg.datasets.samplers import SemiSegBatchSampler, SemiSegSampler
+from ael_mmseg.engine.hooks import AELHook
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO, 'configs', 'ael',
@@ -100,14 +101,26 @@ def assert_all_close(actual, expected, what):
 
 def run_hook(model, iteration):
     MessageHub.get_current_instance().update_info('iter', iteration)
-    TeacherEMAHook().after_train_iter(SimpleNamespace(model=model, iter=iteration), 0)
+    AELHook().after_train_iter(SimpleNamespace(model=model, iter=iteration), 0)
+
+
+def fake_runner(model, iteration):
+    """What AELHook.before_train reads: the model, the iteration, the train loader."""
+    dataset = SimpleNamespace(metainfo=dict(classes=[f'c{i}' for i in range(model.num_classes)]),
+                              labeled=[None] * 2, unlabeled=[None] * 4, paste=None)
+    sampler = SemiSegSampler(dataset, seed=0)
+    SemiSegBatchSampler(sampler, batch_size=1)
+    loader = SimpleNamespace(dataset=dataset, batch_sampler=SimpleNamespace(sampler=sampler),
+                             num_workers=0)
+    return SimpleNamespace(model=model, iter=iteration, seed=0, train_dataloader=loader,
+                           train_loop=None)
 
 
 def test_before_train_copies_the_student_on_a_fresh_run_only():
     model = build(load_cfg())
-    TeacherEMAHook().before_train(SimpleNamespace(model=model, iter=3))  # a resume
+    AELHook().before_train(fake_runner(model, 3))  # a resume
     assert not torch.equal(next(model.teacher.parameters()), next(model.student.parameters()))
-    TeacherEMAHook().before_train(SimpleNamespace(model=model, iter=0))
+    AELHook().before_train(fake_runner(model, 0))
     for (name, s), t in zip(model.student.state_dict().items(),
                             model.teacher.state_dict().values()):
         assert torch.equal(s, t), name

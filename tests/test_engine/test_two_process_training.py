@@ -73,7 +73,9 @@ class _Probe(Hook):
             presence=model.cutmix.presence.clone(),
             teacher=_digest(model.teacher.state_dict().values()),
             student=_digest(p for p in model.student.parameters()),
-            images=[(s.ael_role, osp.basename(s.img_path)) for s in data_batch['data_samples']]))
+            images=[(s.ael_role, osp.basename(s.img_path)) for s in data_batch['data_samples']],
+            sources=[(s.acm_class, osp.basename(s.img_path)) for s in data_batch['data_samples']
+                     if s.ael_role == 'unsup_source']))
 
 
 def _train(rank, port, toy_root, work_dir):
@@ -143,6 +145,9 @@ def test_two_ranks_agree_on_bank_presence_and_teacher_but_see_other_images(
             seen0 = {name for r, name in a['images'] if r == role}
             seen1 = {name for r, name in b['images'] if r == role}
             assert seen0 and seen1 and not seen0 & seen1, (step, role, seen0, seen1)
+    # The ACM (class, source image) choices are each rank's own too.
+    assert [r['sources'] for r in rank0] != [r['sources'] for r in rank1]
+    assert all(c >= 0 for r in rank0 + rank1 for c, _ in r['sources'])  # ACM chose them
     # Both ranks' unlabeled images reached the shared presence table, and the
     # bank moved away from its initial state.
     assert rank0[0]['bank_state'] != rank0[-1]['bank_state']

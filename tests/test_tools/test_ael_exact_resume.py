@@ -1,4 +1,9 @@
-"""AEL through the stock train script: stop after a checkpoint, --resume, same losses."""
+"""AEL through the stock train script: resumed runs repeat the uninterrupted run's losses.
+
+With the toy config's own data loader (2 persistent workers) and ACP, ACM and
+AES on from the first step: every random draw is keyed by (seed, rank,
+iteration, slot), so neither a resume nor the number of workers changes a loss.
+"""
 import glob
 import json
 import os
@@ -8,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from ael_mmseg.utils.compat import load_checkpoint_file
@@ -15,13 +21,18 @@ from helpers.stock_tools import REPO_ROOT, STOCK_TOOLS, TOY_CONFIG, run_stock_to
 
 LOSS_KEYS = ('loss', 'sup.decode.loss_ce', 'sup.aux.loss_ce', 'unsup.loss_ael',
              'unsup.loss_ael_labeled')
+MAX_ITERS = 8
 
 
-def _options(toy_root, *extra):
-    # Checkpoints and validations every 2 iterations out of 6: the resume point
-    # follows a validation, whose data loading must not shift any random state.
-    return ['--cfg-options', *tiny_toy_options(toy_root, max_iters=6, val_interval=2),
-            'log_processor.window_size=1', 'randomness.deterministic=True', *extra]
+def _options(toy_root, *extra, workers=2):
+    # Validation every 2 iterations: its data loading must not shift any draw.
+    # No interval checkpoint before the end: the only one in between is the signal's.
+    loader = ['train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False'] \
+        if workers == 0 else [f'train_dataloader.num_workers={workers}',
+                              'train_dataloader.persistent_workers=True']
+    return ['--cfg-options', *tiny_toy_options(toy_root, max_iters=MAX_ITERS, val_interval=2),
+            *loader, 'default_hooks.checkpoint.interval=100', 'log_processor.window_size=1',
+            'randomness.deterministic=True', *extra]
 
 
 def _losses(work_dir):
@@ -32,68 +43,22 @@ def _losses(work_dir):
     return {r['step']: {k: r[k] for k in LOSS_KEYS} for r in records if 'loss' in r}
 
 
-def _state(path):
-    return load_checkpoint_file(path)
-
-
-def test_resumed_ael_run_repeats_the_uninterrupted_losses(tmp_path, toy_root):
-    straight, stopped = str(tmp_path / 'straight'), str(tmp_path / 'stopped')
-    run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', straight, *_options(toy_root)],
-                   cwd=str(tmp_path))
-    run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', stopped,
-                                *_options(toy_root, 'train_cfg.max_iters=4')], cwd=str(tmp_path))
-    assert not osp.exists(osp.join(stopped, 'iter_6.pth'))
-    log = run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', stopped, '--resume',
-                                      *_options(toy_root)], cwd=str(tmp_path))
-    assert 'resumed' in log.lower()
-    assert 'resuming at iteration' not in log  # no hook missed anything
-    # The data position came from the sampler, not from loading the trained batches.
-    assert 'Resuming the data stream at step 4' in log
-    assert 'Advance dataloader' not in log and 'without the data pipelines' not in log
-
-    reference, resumed = _losses(straight), _losses(stopped)
-    assert sorted(resumed) == [5, 6]  # the resumed run trained iterations 5 and 6 only
-    for step in (5, 6):
+def _assert_same_losses(actual, expected, steps):
+    for step in steps:
         for key in LOSS_KEYS:
-            assert abs(resumed[step][key] - reference[step][key]) <= 1e-6, (step, key)
-    # The AEL losses were really active (no warm-up in the tiny options).
-    assert reference[6]['unsup.loss_ael'] > 0
-
-    # Student, teacher, bank, presence table and optimizer state all agree.
-    final, expected = _state(osp.join(stopped, 'iter_6.pth')), _state(
-        osp.join(straight, 'iter_6.pth'))
-    assert final['meta']['iter'] == 6
-    for key, value in expected['state_dict'].items():
-        assert torch.allclose(final['state_dict'][key].float(), value.float(), atol=1e-6), key
-    assert any(k.startswith('confidence_bank.') for k in expected['state_dict'])
-    momentum = [s['momentum_buffer'] for s in expected['optimizer']['state'].values()]
-    resumed_momentum = [s['momentum_buffer'] for s in final['optimizer']['state'].values()]
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(momentum, resumed_momentum))
+            assert abs(actual[step][key] - expected[step][key]) <= 1e-6, (step, key)
 
 
-def test_resume_from_a_checkpoint_without_ael_state_warns_and_continues(tmp_path, toy_root):
-    first = str(tmp_path / 'first')
-    run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', first,
-                                *_options(toy_root, 'train_cfg.max_iters=4')], cwd=str(tmp_path))
-    # What an older run (or a plain segmentor's training) would have written.
-    checkpoint = _state(osp.join(first, 'iter_4.pth'))
-    del checkpoint['ael_state']
-    checkpoint['state_dict'] = {k: v for k, v in checkpoint['state_dict'].items()
-                                if not k.startswith(('confidence_bank.', 'cutmix.'))}
-    old = str(tmp_path / 'old_iter_4.pth')
-    torch.save(checkpoint, old)
-
-    work_dir = str(tmp_path / 'continued')
-    # The stock script's --resume with load_from: resume from that file.
-    log = run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', work_dir, '--resume',
-                                      *_options(toy_root, f'load_from={old}')],
-                         cwd=str(tmp_path))
-    assert 'ConfidenceBankHook: resuming at iteration 4 from a checkpoint without an AEL ' \
-           'confidence bank' in log
-    assert 'the confidence bank and the ACM presence table restart' in log
-    assert 'has no "ael_state"' in log
-    assert os.path.exists(osp.join(work_dir, 'iter_6.pth'))
-    assert _state(osp.join(work_dir, 'iter_6.pth'))['meta']['iter'] == 6
+@pytest.fixture(scope='module')
+def straight_run(tmp_path_factory, toy_root):
+    """The uninterrupted reference run, with the config's 2 persistent workers."""
+    work_dir = str(tmp_path_factory.mktemp('straight'))
+    run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', work_dir, *_options(toy_root)],
+                   cwd=work_dir)
+    losses = _losses(work_dir)
+    assert sorted(losses) == list(range(1, MAX_ITERS + 1))
+    assert losses[MAX_ITERS]['unsup.loss_ael'] > 0  # the AEL losses were really active
+    return work_dir, losses
 
 
 def _train_until_signalled(args, cwd, after_iteration, sig):
@@ -114,36 +79,74 @@ def _train_until_signalled(args, cwd, after_iteration, sig):
     return proc.wait(timeout=600), ''.join(lines)
 
 
-def test_signalled_run_saves_exits_75_and_resumes_exactly(tmp_path, toy_root):
-    # No interval checkpoint before the end: the only one in between is the signal's.
-    # Validation every 2 iterations: the stop may come at one (it is skipped then).
-    options = _options(toy_root, 'train_cfg.max_iters=8', 'param_scheduler.0.end=8',
-                       'default_hooks.checkpoint.interval=100')
-    straight, signalled = str(tmp_path / 'straight'), str(tmp_path / 'signalled')
-    run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', straight, *options],
-                   cwd=str(tmp_path))
-
-    code, log = _train_until_signalled([TOY_CONFIG, '--work-dir', signalled, *options],
-                                       str(tmp_path), after_iteration=2, sig=signal.SIGUSR1)
+def test_sigterm_and_resume_repeat_every_later_loss_with_workers(tmp_path, toy_root,
+                                                                 straight_run):
+    straight, reference = straight_run
+    signalled = str(tmp_path / 'signalled')
+    code, log = _train_until_signalled([TOY_CONFIG, '--work-dir', signalled,
+                                        *_options(toy_root)], str(tmp_path),
+                                       after_iteration=3, sig=signal.SIGTERM)
     assert code == 75, log[-4000:]
-    assert 'PreemptionCheckpointHook: SIGUSR1; saving checkpoint at' in log
+    assert 'PreemptionCheckpointHook: SIGTERM; saving checkpoint at' in log
     saved = sorted(glob.glob(osp.join(signalled, 'iter_*.pth')))
     assert len(saved) == 1, saved  # exactly one checkpoint, the signal's
-    checkpoint = _state(saved[0])
+    checkpoint = load_checkpoint_file(saved[0])
     stop = checkpoint['meta']['iter']
-    assert 3 <= stop < 8 and saved[0].endswith(f'iter_{stop}.pth')
-    assert open(osp.join(signalled, 'last_checkpoint')).read().strip() == saved[0]
-    # The full AEL state, as in an interval checkpoint.
-    assert checkpoint['ael_state']['torch_rng'] is not None
-    assert any(k.startswith('confidence_bank.') for k in checkpoint['state_dict'])
-    assert f'stopped after iteration {stop} of 8' in log
+    assert 4 <= stop < MAX_ITERS and saved[0].endswith(f'iter_{stop}.pth')
+    acm = checkpoint['ael_state']['acm_source']  # the lag's history, up to the saved step
+    assert acm['lag'] == 4 and acm['base_step'] + len(acm['steps']) == stop
 
     log = run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', signalled, '--resume',
-                                      *options], cwd=str(tmp_path))
-    assert f'Resuming the data stream at step {stop}' in log
-    assert 'resuming at iteration' not in log
-    reference, resumed = _losses(straight), _losses(signalled)
-    assert sorted(resumed) == list(range(stop + 1, 9))
-    for step in resumed:
-        for key in LOSS_KEYS:
-            assert abs(resumed[step][key] - reference[step][key]) <= 1e-6, (step, key)
+                                      *_options(toy_root)], cwd=str(tmp_path))
+    assert f'SemiSegSampler starts at step {stop}' in log
+    assert 'resuming at iteration' not in log  # nothing the resume could not restore
+    resumed = _losses(signalled)
+    assert sorted(resumed) == list(range(stop + 1, MAX_ITERS + 1))
+    _assert_same_losses(resumed, reference, resumed)
+    # Student, teacher, bank, presence table and optimizer state all agree.
+    final = load_checkpoint_file(osp.join(signalled, f'iter_{MAX_ITERS}.pth'))
+    expected = load_checkpoint_file(osp.join(straight, f'iter_{MAX_ITERS}.pth'))
+    for key, value in expected['state_dict'].items():
+        assert torch.allclose(final['state_dict'][key].float(), value.float(), atol=1e-6), key
+
+
+def test_the_number_of_workers_does_not_change_training(tmp_path, toy_root, straight_run):
+    _, reference = straight_run
+    work_dir = str(tmp_path / 'no_workers')
+    run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', work_dir,
+                                *_options(toy_root, workers=0)], cwd=str(tmp_path))
+    _assert_same_losses(_losses(work_dir), reference, range(1, MAX_ITERS + 1))
+
+
+def test_a_loader_prefetching_deeper_than_the_acm_lag_is_refused(tmp_path, toy_root):
+    with pytest.raises(AssertionError, match=r'num_workers \(2\) x prefetch_factor \(2\) = 4 '
+                                             r'steps ahead, more than '
+                                             r'train_dataloader\.sampler\.acm_lag=3'):
+        run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', str(tmp_path / 'deep'),
+                                    *_options(toy_root, 'train_dataloader.sampler.acm_lag=3')],
+                       cwd=str(tmp_path))
+
+
+def test_resume_from_a_checkpoint_without_ael_state_warns_and_continues(tmp_path, toy_root):
+    first = str(tmp_path / 'first')
+    options = _options(toy_root, 'default_hooks.checkpoint.interval=4', workers=0)
+    run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', first, *options,
+                                'train_cfg.max_iters=4'], cwd=str(tmp_path))
+    # What an older run (or a plain segmentor's training) would have written.
+    checkpoint = load_checkpoint_file(osp.join(first, 'iter_4.pth'))
+    del checkpoint['ael_state']
+    checkpoint['state_dict'] = {k: v for k, v in checkpoint['state_dict'].items()
+                                if not k.startswith(('confidence_bank.', 'cutmix.'))}
+    old = str(tmp_path / 'old_iter_4.pth')
+    torch.save(checkpoint, old)
+
+    work_dir = str(tmp_path / 'continued')
+    # The stock script's --resume with load_from: resume from that file.
+    log = run_stock_tool('train.py', [TOY_CONFIG, '--work-dir', work_dir, '--resume',
+                                      *options, f'load_from={old}'], cwd=str(tmp_path))
+    assert 'AELHook: resuming at iteration 4 from a checkpoint without an AEL ' \
+           'confidence bank' in log
+    assert 'the confidence bank and the ACM presence table restart' in log
+    assert 'without the ACM source history' in log
+    final = load_checkpoint_file(osp.join(work_dir, f'iter_{MAX_ITERS}.pth'))
+    assert final['meta']['iter'] == MAX_ITERS

@@ -86,10 +86,12 @@ def test_ael_trains_validates_and_checkpoints_through_stock_train(tmp_path, toy_
     assert state['cutmix.presence'].shape == (10, 8)  # classes x unlabeled images
     assert state['confidence_bank.num_updates'].sum() > 0
     assert any(k.startswith('teacher.') for k in state)
-    # Exact-resume state: one torch RNG state per rank and the sampler seed.
+    # Exact-resume state beyond model and optimizer: the key seed and the ACM lag history.
     ael_state = checkpoint['ael_state']
-    assert len(ael_state['torch_rng']) == 1 and 'cpu' in ael_state['torch_rng'][0]
-    assert isinstance(ael_state['sampler_seed'], int)
+    assert isinstance(ael_state['key_seed'], int)
+    acm = ael_state['acm_source']
+    assert acm['lag'] == 4 and acm['base_step'] + len(acm['steps']) == 4
+    assert acm['base_presence'].shape == (10, 8)
 
 
 def test_bank_series_reach_tensorboard(tmp_path, toy_root):

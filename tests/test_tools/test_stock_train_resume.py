@@ -67,11 +67,10 @@ def test_stock_train_saves_resumes_and_continues_exactly(tmp_path, toy_root):
         assert torch.allclose(resumed['state_dict'][key].float(), value.float(), atol=1e-5), key
 
 
-def test_fast_forward_loop_falls_back_to_replay_for_a_sampler_that_cannot_skip(
-        tmp_path, toy_root):
+def test_semi_seg_loop_leaves_another_sampler_to_mmengine_replay(tmp_path, toy_root):
     config = tmp_path / 'fcn_r18_toy.py'
     config.write_text(textwrap.dedent(PLAIN_CONFIG.format(root=toy_root)))
-    loop = ['--cfg-options', 'train_cfg.type=FastForwardIterBasedTrainLoop']
+    loop = ['--cfg-options', 'train_cfg.type=SemiSegIterBasedTrainLoop']
     straight, stopped = tmp_path / 'straight', tmp_path / 'stopped'
     run_stock_tool('train.py', [str(config), '--work-dir', str(straight), *loop],
                    cwd=str(tmp_path))
@@ -79,8 +78,7 @@ def test_fast_forward_loop_falls_back_to_replay_for_a_sampler_that_cannot_skip(
                                 'train_cfg.max_iters=4'], cwd=str(tmp_path))
     log = run_stock_tool('train.py', [str(config), '--work-dir', str(stopped), '--resume',
                                       *loop], cwd=str(tmp_path))
-    assert 'InfiniteSampler cannot skip steps (no skip_to method): loading and dropping 4 ' \
-           'batches' in log
+    assert 'Advance dataloader 4 steps' in log and 'SemiSegSampler starts' not in log
     resumed, reference = _state(stopped / 'iter_6.pth'), _state(straight / 'iter_6.pth')
     for key, value in reference['state_dict'].items():
         assert torch.allclose(resumed['state_dict'][key].float(), value.float(), atol=1e-5), key

@@ -30,6 +30,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 import ael_mmseg  # noqa: F401  (registers the AEL modules)
+from ael_mmseg.datasets.samplers import ACMSourceState
 from ael_mmseg.models.utils import (ConfidenceBank, acm_class_probabilities,
                                     acp_class_probabilities, aes_sampling_rates)
 
@@ -257,13 +258,14 @@ def build_ours(x: Dict[str, Tensor], student: Tensor, ncls: int, cls: int,
     sample_idx = torch.tensor([17, 2024], device=device)
     classes = torch.tensor([cls], device=device)
     host_table = torch.rand(ncls, NUM_UNLABELED) < 0.3  # the sampler's host copy
+    rng = np.random.default_rng(0)
     rates = aes_sampling_rates(bank.confidence, loss_fn.beta)
 
     def sampling() -> None:
         acm_class_probabilities(bank.confidence)
         acp_class_probabilities(bank.confidence, copy_paste.allowed_mask)
         aes_sampling_rates(bank.confidence, loss_fn.beta)
-        cutmix.sample_source(bank.confidence.cpu(), presence=host_table)
+        ACMSourceState(1, bank.confidence.cpu(), host_table).sample_source(0, rng)
 
     if loss_resolution == 'logits':
         # The head's own 1/4 grid; labels and pseudo-labels nearest-resized

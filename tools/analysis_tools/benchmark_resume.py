@@ -1,8 +1,9 @@
 """Time from ``runner.train()`` on a resume to the first new training step.
 
 mmengine's ``IterBasedTrainLoop`` restores the data position by loading every
-batch of the trained iterations; ``FastForwardIterBasedTrainLoop`` draws only
-their indices. For each loop and each resume iteration this script saves a
+batch of the trained iterations; ``SemiSegIterBasedTrainLoop`` starts the
+keyed data stream at the resumed step by arithmetic (nothing drawn or loaded
+for the trained steps). For each loop and each resume iteration this script saves a
 checkpoint at that iteration (one real training step, then the iteration
 counter set in the checkpoint), resumes it with the config's own data loader
 (workers included) in a fresh process, and prints the seconds from
@@ -34,7 +35,7 @@ from ael_mmseg.datasets.longtail_toy import make_longtail_toy
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO_ROOT, 'configs', 'ael',
                       'ael_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py')
-LOOPS = ('IterBasedTrainLoop', 'FastForwardIterBasedTrainLoop')
+LOOPS = ('IterBasedTrainLoop', 'SemiSegIterBasedTrainLoop')
 
 
 class _FirstStep(Exception):

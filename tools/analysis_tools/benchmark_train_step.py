@@ -4,12 +4,12 @@ The three models are built from one config (same seed, so the same weights)
 and fed the same synthetic batch (N labeled + N paste + P CutMix pairs, random
 images, long-tailed block labels, ``ael_role``/``sample_idx``/``acm_class``
 metainfo). A step is ``model.train_step`` (data preprocessor, forward, losses,
-backward, SGD step) followed by the hooks' per-step work (``TeacherEMAHook``:
-EMA update; for AEL ``ConfidenceBankHook``: ``finish_step``, i.e. the Eq. 7
-update and the presence write, and ``ACMSourceHook``: the host copies), on a
-stand-in runner. The baselines are the classes their configs use
-(``CutMixMeanTeacher``, with ``unsup_weight=0`` for supervised training) around
-the config's segmentor; their batch has no copy-paste sources.
+backward, SGD step) followed by ``AELHook``'s per-step work (EMA update; for
+AEL ``finish_step``, i.e. the Eq. 7 update and the presence write, and the
+host-side ACM source state getting the rows written), on a stand-in runner.
+The baselines are the classes their configs use (``CutMixMeanTeacher``, with
+``unsup_weight=0`` for supervised training) around the config's segmentor;
+their batch has no copy-paste sources.
 
 Data wait is measured separately, with the config's real train data loader
 (its dataset, SemiSegSampler with the adaptive ACM source choice installed,
@@ -60,7 +60,9 @@ from mmseg.structures import SegDataSample
 
 import ael_mmseg  # noqa: F401 (registers the AEL modules)
 from ael_mmseg.datasets import semi_sampler_of
-from ael_mmseg.engine.hooks import ACMSourceHook, ConfidenceBankHook, TeacherEMAHook
+from ael_mmseg.datasets.samplers import ACMSourceState
+from ael_mmseg.engine.hooks import AELHook
+from ael_mmseg.utils.keyed_random import CUTMIX_SOURCE, keyed_numpy
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY = osp.join(REPO, 'configs/ael/ael_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py')
@@ -161,16 +163,13 @@ def build(args: argparse.Namespace, mode: str) -> SimpleNamespace:
     torch.manual_seed(0)
     model = MODELS.build(model_cfg(cfg, mode)).to(args.device)
     model.train()
-    model.copy_student_to_teacher()  # TeacherEMAHook.before_train
-    hooks = [TeacherEMAHook()]  # priority order
-    if hasattr(model, 'finish_step'):
-        if model.uses_acm:
-            model.cutmix.resize_presence(2 * args.num_pairs)
-        acm_hook = ACMSourceHook()
-        if model.uses_acm:  # what its before_train sets up
-            acm_hook._cutmix, acm_hook._bank = model.cutmix, model.confidence_bank
-            acm_hook._refresh()
-        hooks += [ConfidenceBankHook(), acm_hook]
+    model.copy_student_to_teacher()  # AELHook.before_train
+    hook = AELHook(log_interval=10**9)
+    if getattr(model, 'uses_acm', False):  # what its before_train sets up
+        model.cutmix.resize_presence(2 * args.num_pairs)
+        hook.acm_state = ACMSourceState(8, model.confidence_bank.confidence,
+                                        model.cutmix.presence, START_ITER)
+    hooks = [hook]
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     return SimpleNamespace(model=model, optim_wrapper=optim_wrapper,
                            runner=SimpleNamespace(model=model, iter=START_ITER), hooks=hooks,
@@ -324,14 +323,13 @@ def data_wait(args: argparse.Namespace) -> dict:
     crop = tuple(cfg.model.data_preprocessor.size)
     env = build(argparse.Namespace(**dict(vars(args), size=crop[0])), 'ael')
     env.model.cutmix.resize_presence(len(loader.dataset.unlabeled))
-    hook = env.hooks[2]
-    hook._cutmix, hook._bank = env.model.cutmix, env.model.confidence_bank
-    hook._refresh()
-    sampler.source_selector = hook.select_source  # what ACMSourceHook installs
-    generator = torch.Generator().manual_seed(0)
+    hook = env.hooks[0]
+    hook.acm_state = ACMSourceState(sampler.acm_lag, env.model.confidence_bank.confidence,
+                                    env.model.cutmix.presence, env.runner.iter)
+    sampler.acm_state = hook.acm_state  # what AELHook.before_train installs
     start = time.perf_counter()
-    for _ in range(1000):
-        hook.select_source(generator)
+    for i in range(1000):  # one keyed generator and one choice per pair, as the sampler
+        hook.acm_state.sample_source(env.runner.iter, keyed_numpy(0, CUTMIX_SOURCE, 0, 0, i))
     select_us = (time.perf_counter() - start) * 1e3
     iterator = iter(loader)
     waits, steps = [], []

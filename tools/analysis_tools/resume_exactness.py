@@ -2,7 +2,8 @@
 
 For each number of data-loader workers and each train loop (mmengine's
 ``IterBasedTrainLoop``, which replays the trained batches, and
-``FastForwardIterBasedTrainLoop``, which skips them) this trains the config
+``SemiSegIterBasedTrainLoop``, which starts the keyed data stream at the
+resumed step) this trains the config
 with the stock ``train.py`` three times: straight to ``--iters``, to
 ``--stop``, and ``--resume`` from there to ``--iters``. It prints how many of
 the resumed iterations repeat the straight run's total loss to 1e-6 and the
@@ -29,7 +30,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO_ROOT, 'configs', 'ael',
                       'ael_deeplabv3plus_r18-d8_1xb4-600_longtail-toy-64x64.py')
 TRAIN = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py')
-LOOPS = ('IterBasedTrainLoop', 'FastForwardIterBasedTrainLoop')
+LOOPS = ('IterBasedTrainLoop', 'SemiSegIterBasedTrainLoop')
 
 
 def parse_args() -> argparse.Namespace:

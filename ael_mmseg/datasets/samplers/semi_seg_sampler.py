@@ -1,56 +1,76 @@
-"""Per-step labeled + unlabeled sampling for SemiSegDataset."""
-import itertools
+"""Per-step labeled + unlabeled sampling for SemiSegDataset, keyed by step."""
 import math
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional
 
-import torch
+import numpy as np
 from mmengine.dist import get_dist_info, sync_random_seed
-from mmengine.logging import print_log
 from mmseg.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
-from ael_mmseg.utils.rng_state import set_data_rng_state
+from ael_mmseg.utils import keyed_random as kr
 from ..semi_seg_dataset import SampleKey
+from .acm_source_state import ACMSourceState
 
-# Host-side ACM source choice: (generator) -> (class id or -1, unlabeled index)
-SourceSelector = Callable[[torch.Generator], Tuple[int, int]]
-
+# The sample roles, in batch order; a pipeline seed is keyed by role and position in it,
+# so switching ACP (paste sources) on or off leaves the other samples' draws alone.
+ROLES = ('sup', 'sup_paste', 'unsup', 'unsup_source')
 BATCH_SAMPLER_HINT = ("add train_dataloader.batch_sampler=dict(type='SemiSegBatchSampler') to "
                       'the config (train_dataloader.batch_size is then the labeled images per '
                       'GPU and step)')
+
+
+class _KeyedOrder:
+    """One rank's share of endless reshuffled passes over ``size`` items, by position.
+
+    Pass ``e`` is the permutation keyed ``(seed, stream, e)``, the same on
+    every rank; rank ``r`` of ``W`` takes the global positions ``r, r + W,
+    ...``. Item ``i`` of this rank is found by arithmetic, so a stream can
+    start anywhere at the cost of one permutation.
+    """
+
+    def __init__(self, size: int, seed: int, stream: int, rank: int, world_size: int) -> None:
+        self.size, self.seed, self.stream = size, seed, stream
+        self.rank, self.world_size = rank, world_size
+        self._epoch: Optional[int] = None
+        self._order: Optional[np.ndarray] = None
+
+    def __getitem__(self, item: int) -> int:
+        epoch, offset = divmod(self.rank + item * self.world_size, self.size)
+        if epoch != self._epoch:
+            self._order = kr.keyed_numpy(self.seed, self.stream, epoch).permutation(self.size)
+            self._epoch = epoch
+        return int(self._order[offset])
 
 
 @DATA_SAMPLERS.register_module()
 class SemiSegSampler(Sampler):
     """Infinite sampler yielding the keys of one training step at a time.
 
-    Every item is the list of keys of one step (one dataloader batch), in
-    this order (:meth:`composition` gives the counts):
+    Every item is the list of :class:`SampleKey` of one step (one dataloader
+    batch), in this order (:meth:`composition` gives the counts):
 
-    * ``num_labeled`` ``('sup', i)``: labeled images;
-    * ``num_labeled`` ``('sup_paste', j)`` when the dataset has a
+    * ``num_labeled`` ``sup`` keys: labeled images;
+    * ``num_labeled`` ``sup_paste`` keys when the dataset has a
       ``paste_pipeline`` (Adaptive Copy-Paste on), else none;
-    * ``num_unlabeled`` ``('unsup', k)``: CutMix targets;
-    * ``num_unlabeled`` ``('unsup_source', m, c)``: CutMix sources.
+    * ``num_unlabeled`` ``unsup`` keys: CutMix targets;
+    * ``num_unlabeled`` ``unsup_source`` keys: CutMix sources, with the
+      class ACM chose them for (-1: none).
 
     ``num_labeled`` is the data loader's ``batch_size``:
     :class:`SemiSegBatchSampler` (``train_dataloader.batch_sampler``) hands
     it over and passes the steps on to the data loader, so the sampler
-    cannot be used without it. Labeled and unlabeled streams are reshuffled
-    without end (new permutation every pass, seeded like mmengine's
-    ``InfiniteSampler``) and split by rank, so ranks see different images.
-    Copy-paste sources are uniform labeled images. CutMix sources come from
-    ``source_selector`` when a hook installs one (ACM, Eq. 9), else uniform
-    with class -1 (plain CutMix).
+    cannot be used without it.
 
-    Resume without loading images: :meth:`skip_to` makes the next iterator
-    start at a given step. The permutation streams are regenerated (indices
-    only) and the generator of the paste and CutMix source draws is advanced
-    by the fixed number of 32-bit draws a step uses, so the keys from that
-    step on equal those of an iterator that produced every earlier step
-    (``FastForwardIterBasedTrainLoop`` uses this instead of mmengine's replay
-    of the trained batches). The data pipelines' own random state is restored
-    from the checkpoint (:meth:`resume_data_rng`).
+    Every choice is keyed (:mod:`ael_mmseg.utils.keyed_random`): labeled
+    images and CutMix targets are this rank's share of endless reshuffled
+    passes (ranks see different images), copy-paste sources are uniform
+    labeled images, CutMix sources come from :attr:`acm_state` when
+    ``AELHook`` installs one (ACM, Eq. 9, from the bank ``acm_lag`` steps
+    back) or are uniform with class -1 (plain CutMix), and every key carries
+    the seed of its sample's data pipeline. So step ``t`` of rank ``r`` is a
+    function of ``(seed, r, t)`` alone, and a stream starts at any step by
+    arithmetic (:meth:`start_at`, used on resume): nothing is loaded or
+    drawn for the steps before it.
 
     Args:
         dataset (SemiSegDataset): The wrapped labeled + unlabeled data; its
@@ -59,48 +79,36 @@ class SemiSegSampler(Sampler):
         num_unlabeled (int): CutMix pairs per step and GPU; every pair is a
             target and a source image (the original: 1 pair per GPU; 0 for
             supervised training).
-        seed (int, optional): Seed shared by all ranks.
+        seed (int, optional): Seed shared by all ranks; the key seed of every
+            draw of training (the model's included).
+        acm_lag (int): Steps between the bank an ACM source choice reads and
+            the step it is for; at least ``num_workers * prefetch_factor``
+            (``AELHook`` checks it).
     """
 
     def __init__(self,
                  dataset,
                  num_unlabeled: int = 1,
                  seed: Optional[int] = None,
-                 **removed) -> None:
-        self._refuse_removed_args(removed)
+                 acm_lag: int = 8) -> None:
         if isinstance(num_unlabeled, bool) or not isinstance(num_unlabeled, int) \
                 or num_unlabeled < 0:
             raise ValueError('SemiSegSampler: train_dataloader.sampler.num_unlabeled must be an '
                              f'int >= 0, got {num_unlabeled!r}')
+        if isinstance(acm_lag, bool) or not isinstance(acm_lag, int) or acm_lag < 1:
+            raise ValueError('SemiSegSampler: train_dataloader.sampler.acm_lag must be an int '
+                             f'>= 1, got {acm_lag!r}')
         self.rank, self.world_size = get_dist_info()
         self.dataset = dataset
         self.num_labeled_images = len(dataset.labeled)
         self.num_unlabeled_images = len(dataset.unlabeled)
         self.num_unlabeled = num_unlabeled
+        self.acm_lag = acm_lag
         # Set by SemiSegBatchSampler: train_dataloader.batch_size.
         self.num_labeled: Optional[int] = None
         self.seed = sync_random_seed() if seed is None else seed
-        self.source_selector: Optional[SourceSelector] = None
-        # Random choices that are not a permutation stream (paste and CutMix
-        # sources) differ per rank; state is part of the checkpoint via the hook.
-        self.generator = torch.Generator().manual_seed(self.seed + 7919 * (self.rank + 1))
-        self._start_step = 0
-        self._data_rng: Optional[Tuple[int, Dict[str, Any]]] = None
-
-    @staticmethod
-    def _refuse_removed_args(removed: Dict[str, Any]) -> None:
-        moved = dict(
-            num_labeled='the labeled images per step are train_dataloader.batch_size (with '
-            "train_dataloader.batch_sampler=dict(type='SemiSegBatchSampler'))",
-            copy_paste='copy-paste sources are sampled iff train_dataloader.dataset.'
-            'paste_pipeline is set (None: ACP off)')
-        for name in removed:
-            if name in moved:
-                raise TypeError(f'SemiSegSampler: train_dataloader.sampler.{name} no longer '
-                                f'exists: {moved[name]}; remove it from the config')
-        if removed:
-            raise TypeError(f'SemiSegSampler got unexpected arguments {sorted(removed)} '
-                            '(train_dataloader.sampler takes num_unlabeled and seed)')
+        self.acm_state: Optional[ACMSourceState] = None
+        self.start_iter = 0
 
     @property
     def copy_paste(self) -> bool:
@@ -135,125 +143,55 @@ class SemiSegSampler(Sampler):
         """Samples per step, all roles together."""
         return sum(self.composition().values())
 
-    def skip_to(self, step: int) -> None:
-        """Make the next iterator start at ``step`` (steps before it are not produced).
-
-        Args:
-            step (int): Number of steps (batches) already trained, e.g. the
-                iteration a run resumes at.
+    def start_at(self, iteration: int) -> None:
+        """Make iterators start at step ``iteration`` (e.g. the iteration a run resumes at).
 
         Raises:
-            ValueError: If ``step`` is negative.
+            ValueError: If ``iteration`` is negative.
         """
-        if step < 0:
-            raise ValueError(f'SemiSegSampler.skip_to: step must be >= 0, got {step}')
-        self._start_step = int(step)
-
-    def resume_data_rng(self, step: int, state: Dict[str, Any]) -> None:
-        """The data pipelines' random state to restore when the stream starts at ``step``.
-
-        With ``num_workers=0`` the pipelines run in this process and draw
-        from its numpy / Python generators; restoring their state from the
-        checkpoint replaces the loading that mmengine's replay does. Ignored
-        unless the next iterator starts at ``step`` (:meth:`skip_to`).
-
-        Args:
-            step (int): The step the state belongs to (the checkpoint's iteration).
-            state (dict): From :func:`ael_mmseg.utils.rng_state.get_data_rng_state`.
-        """
-        self._data_rng = (int(step), state)
-
-    def _permutations(self, size: int, generator: torch.Generator) -> Iterator[int]:
-        while True:
-            yield from torch.randperm(size, generator=generator).tolist()
-
-    def _rank_stream(self, size: int, offset: int, consumed: int = 0) -> Iterator[int]:
-        """This rank's share of the endless permutations, after ``consumed`` of its items."""
-        position = self.rank + consumed * self.world_size
-        generator = torch.Generator().manual_seed(self.seed + offset)
-        for _ in range(position // size):  # whole permutations: indices only
-            torch.randperm(size, generator=generator)
-        return itertools.islice(self._permutations(size, generator), position % size, None,
-                                self.world_size)
+        if iteration < 0:
+            raise ValueError(f'SemiSegSampler.start_at: iteration must be >= 0, got {iteration}')
+        self.start_iter = int(iteration)
 
     def __iter__(self) -> Iterator[List[SampleKey]]:
         counts = self.composition()  # before the generator starts: errors show at iter()
-        return self._steps(counts)
+        return self._steps(counts, self.start_iter)
 
-    def _steps(self, counts: Dict[str, int]) -> Iterator[List[SampleKey]]:
-        start, self._start_step = self._start_step, 0
-        if start > 0:
-            self._skip_draws(start, counts)
-            self._restore_data_rng(start)
-        labeled = self._rank_stream(self.num_labeled_images, 0, start * counts['sup'])
-        unlabeled = self._rank_stream(self.num_unlabeled_images, 1, start * counts['unsup'])
+    def _steps(self, counts: Dict[str, int], start: int) -> Iterator[List[SampleKey]]:
+        labeled = _KeyedOrder(self.num_labeled_images, self.seed, kr.LABELED_ORDER, self.rank,
+                              self.world_size)
+        unlabeled = _KeyedOrder(self.num_unlabeled_images, self.seed, kr.UNLABELED_ORDER,
+                                self.rank, self.world_size)
+        step = start
         while True:
-            keys = [('sup', next(labeled)) for _ in range(counts['sup'])]
-            for _ in range(counts['sup_paste']):
-                index = torch.randint(self.num_labeled_images, (1, ), generator=self.generator)
-                keys.append(('sup_paste', int(index)))
-            keys.extend(('unsup', next(unlabeled)) for _ in range(counts['unsup']))
-            for _ in range(counts['unsup_source']):
-                acm_class, index = self._source()
-                keys.append(('unsup_source', index, acm_class))
-            yield keys
+            yield self.step_keys(step, counts, labeled, unlabeled)
+            step += 1
 
-    def _skip_draws(self, num_steps: int, counts: Dict[str, int]) -> None:
-        """Advance :attr:`generator` past ``num_steps`` steps' paste and source draws."""
-        per_step = counts['sup_paste']  # one 32-bit draw each
-        if counts['unsup_source'] > 0:
-            per_step += counts['unsup_source'] * self._words_per_source()
-        remaining = per_step * num_steps
-        while remaining > 0:  # one 32-bit draw per element, in chunks of 1M
-            chunk = min(remaining, 1 << 20)
-            torch.randint(2, (chunk, ), generator=self.generator)
-            remaining -= chunk
-
-    def _words_per_source(self, limit: int = 64) -> int:
-        """How many 32-bit draws one :meth:`_source` call takes from :attr:`generator`.
-
-        Measured on copies of the generator: the state after one call is
-        compared with the state after 0, 1, 2, ... single draws.
-
-        Raises:
-            RuntimeError: If the source choice takes more than ``limit`` draws
-                or draws that are not whole 32-bit words.
-        """
-        state = self.generator.get_state()
-        probe = torch.Generator()
-        probe.set_state(state)
-        selector = self.source_selector
-        if selector is None:
-            torch.randint(self.num_unlabeled_images, (1, ), generator=probe)
-        else:
-            selector(probe)
-        target = probe.get_state()
-        counter = torch.Generator()
-        counter.set_state(state)
-        for words in range(limit + 1):
-            if torch.equal(counter.get_state(), target):
-                return words
-            torch.randint(2, (1, ), generator=counter)
-        raise RuntimeError(
-            f'SemiSegSampler: the CutMix source choice ({selector!r}) does not take a fixed '
-            f'number (<= {limit}) of 32-bit draws from the sampler generator, so a resume '
-            'cannot skip it; resume with the stock IterBasedTrainLoop instead')
-
-    def _restore_data_rng(self, start: int) -> None:
-        data_rng, self._data_rng = self._data_rng, None
-        if data_rng is not None and data_rng[0] == start:
-            set_data_rng_state(data_rng[1])
-            return
-        print_log(f'SemiSegSampler: starting at step {start} without the data pipelines\' '
-                  'random state of that step (the checkpoint has none): the augmentations '
-                  'after the resume differ from an uninterrupted run', logger='current',
-                  level=30)
-
-    def _source(self) -> Tuple[int, int]:
-        if self.source_selector is not None:
-            return self.source_selector(self.generator)
-        index = torch.randint(self.num_unlabeled_images, (1, ), generator=self.generator)
-        return -1, int(index)
+    def step_keys(self, step: int, counts: Dict[str, int], labeled: _KeyedOrder,
+                  unlabeled: _KeyedOrder) -> List[SampleKey]:
+        """The keys of step ``step`` of this rank (a function of seed, rank and step)."""
+        seed, rank = self.seed, self.rank
+        choices = [('sup', labeled[step * counts['sup'] + j], -1) for j in range(counts['sup'])]
+        if counts['sup_paste']:
+            paste = kr.keyed_numpy(seed, kr.PASTE_SOURCE, rank, step).integers(
+                self.num_labeled_images, size=counts['sup_paste'])
+            choices.extend(('sup_paste', int(i), -1) for i in paste)
+        choices.extend(('unsup', unlabeled[step * counts['unsup'] + j], -1)
+                       for j in range(counts['unsup']))
+        for pair in range(counts['unsup_source']):
+            rng = kr.keyed_numpy(seed, kr.CUTMIX_SOURCE, rank, step, pair)
+            if self.acm_state is not None:
+                acm_class, index = self.acm_state.sample_source(step, rng)
+            else:
+                acm_class, index = -1, int(rng.integers(self.num_unlabeled_images))
+            choices.append(('unsup_source', index, acm_class))
+        keys, position = [], dict.fromkeys(ROLES, 0)
+        for role, index, acm_class in choices:
+            pipeline_seed = kr.derive_seed(seed, kr.PIPELINE, rank, step, ROLES.index(role),
+                                           position[role])
+            position[role] += 1
+            keys.append(SampleKey(role, index, acm_class, pipeline_seed))
+        return keys
 
     def __len__(self) -> int:
         """Steps in one pass over this rank's share of the labeled images.

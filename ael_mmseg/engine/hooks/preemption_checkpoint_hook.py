@@ -43,7 +43,7 @@ class PreemptionCheckpointHook(Hook):
     iteration, whether any of them received it; if so, every rank finishes
     that iteration, the ``CheckpointHook`` writes its usual checkpoint
     (``iter_<n>.pth``, ``last_checkpoint``, ``max_keep_ckpts``) with
-    everything hooks add to it (``ResumableCheckpointHook``'s ``ael_state``),
+    everything hooks add to it (``AELHook``'s ``ael_state``),
     the loop stops, and after the remaining ``after_train`` /
     ``after_run`` hooks the process exits with ``exit_code`` (75,
     ``EX_TEMPFAIL``: "try again"), which ``tools/slurm_train.sh`` turns into

@@ -1,4 +1,4 @@
-from .fast_forward_train_loop import FastForwardIterBasedTrainLoop
+from .semi_seg_train_loop import SemiSegIterBasedTrainLoop
 from .teacher_student_val_loop import TeacherStudentValLoop
 
-__all__ = ['FastForwardIterBasedTrainLoop', 'TeacherStudentValLoop']
+__all__ = ['SemiSegIterBasedTrainLoop', 'TeacherStudentValLoop']

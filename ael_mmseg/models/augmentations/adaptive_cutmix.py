@@ -14,9 +14,11 @@ the teacher's pseudo-labels and confidences with the same box:
   ``x = (1 - M) * x_target + M * x_source``, and the same for the pseudo-label
   and its confidence.
 
-The class and image are drawn on the host by the data sampler
-(:meth:`AdaptiveCutMix.sample_source`); the box and the mixing run in the
-training step (:meth:`AdaptiveCutMix.forward`) without host-device syncs.
+The class and image are drawn on the host, on the data side
+(``ael_mmseg.datasets.samplers.ACMSourceState``, from host copies of the bank
+and of this module's presence table); this module computes the presence rows
+and runs the box and the mixing in the training step
+(:meth:`AdaptiveCutMix.forward`), without host-device syncs.
 """
 import math
 from typing import Any, Dict, List, Optional, Tuple
@@ -25,7 +27,6 @@ import torch
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..utils.class_sampling import acm_class_probabilities
 from .connected_components import connected_components
 from .cutmix import CutMix, on_host
 
@@ -276,56 +277,6 @@ class AdaptiveCutMix(CutMix):
         merged = self.merge_repeated(sample_idx, presence.to(device))
         self.presence.index_copy_(1, sample_idx, merged.t())
         return merged
-
-    # ------------------------------------------------------------------ sampling
-    def sample_source(self,
-                      confidence: Tensor,
-                      generator: Optional[torch.Generator] = None,
-                      presence: Optional[Tensor] = None) -> Tuple[int, int]:
-        """Draw the class and the source image of one pair, on the host.
-
-        Called by the data sampler on CPU tensors (``.item()`` is fine
-        there; a table on an accelerator is copied to the host, a sync).
-        Draws c ~ softmax(1 - Conf) by inverse CDF, then an image uniformly
-        among those whose presence entry for c is True, or uniformly among
-        all when there is none (the original's ``sample_from_bank``); the
-        class probabilities are :func:`acm_class_probabilities`.
-
-        Args:
-            confidence (Tensor): (C,) confidence bank.
-            generator (torch.Generator, optional): CPU generator.
-            presence (Tensor, optional): (C, num_unlabeled) bool table to draw
-                from instead of the ``presence`` buffer, e.g. a host copy kept
-                by a hook so that no device table is read.
-
-        Returns:
-            tuple[int, int]: ``(class_index, image_index)``.
-
-        Raises:
-            ValueError: If the table is malformed or empty
-                (``resize_presence`` not called) or ``confidence`` is
-                malformed or not finite.
-        """
-        table = self.presence if presence is None else presence
-        if table.dim() != 2 or table.shape[0] != self.num_classes or table.dtype != torch.bool:
-            raise ValueError(f'presence must be a ({self.num_classes}, num_unlabeled) bool '
-                             f'tensor, got shape {tuple(table.shape)}, dtype {table.dtype}')
-        num_images = table.shape[1]
-        if num_images == 0:
-            raise ValueError('the presence table covers no unlabeled image; '
-                             'call resize_presence(num_unlabeled) first')
-        probs = acm_class_probabilities(confidence.detach().cpu(), self.num_classes)
-        if not bool(torch.isfinite(probs).all()):
-            raise ValueError(f'confidence must be finite, got {confidence.tolist()}')
-        cdf = torch.cumsum(probs, dim=0)
-        u = torch.rand(1, generator=generator) * cdf[-1]
-        cls = int(torch.searchsorted(cdf, u, right=True).clamp(max=self.num_classes - 1))
-        holders = torch.nonzero(table[cls].cpu()).flatten()
-        if holders.numel() > 0:
-            pick = torch.randint(holders.numel(), (1, ), generator=generator)
-            return cls, int(holders[pick].item())
-        image = torch.randint(num_images, (1, ), generator=generator)
-        return cls, int(image.item())
 
     # ------------------------------------------------------------------ boxes
     def _label_map_size(self, height: int, width: int) -> Tuple[int, int]:

@@ -86,7 +86,8 @@ class AELWeightedCELoss(nn.Module):
                 seg_logits: Tensor,
                 pseudo_label: Tensor,
                 teacher_confidence: Tensor,
-                sampling_rates: Optional[Tensor] = None) -> Tensor:
+                sampling_rates: Optional[Tensor] = None,
+                generator: Optional[torch.Generator] = None) -> Tensor:
         """Compute the loss.
 
         Args:
@@ -98,6 +99,8 @@ class AELWeightedCELoss(nn.Module):
             sampling_rates (Tensor, optional): (C,) AES keep rates ``s_c``.
                 Validated whenever given; used only when
                 ``use_equalization_sampling`` is True. None keeps all pixels.
+            generator (torch.Generator, optional): Generator on the logits'
+                device for the AES keep mask; None: the device's default.
 
         Returns:
             Tensor: float32 scalar, already multiplied by ``loss_weight``.
@@ -124,7 +127,8 @@ class AELWeightedCELoss(nn.Module):
                 # CPU for a channel reduction over NCHW.
                 student_pred = logits.detach().max(dim=1).indices
                 rates = sampling_rates.detach().to(device=device, dtype=torch.float32)
-                keep = torch.rand(student_pred.shape, device=device) < rates[student_pred]
+                keep = torch.rand(student_pred.shape, device=device,
+                                  generator=generator) < rates[student_pred]
                 selected = selected & keep
 
             weight = torch.where(selected, weight, torch.zeros_like(weight))

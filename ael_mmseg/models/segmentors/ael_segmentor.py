@@ -1,7 +1,7 @@
 """Adaptive Equalization Learning: the mean teacher plus AEL's four parts."""
 import inspect
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 from mmengine import dist
@@ -10,6 +10,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor, nn
 
+from ael_mmseg.utils import keyed_random as kr
 from ..augmentations import AdaptiveCutMix
 from ..utils import (ConfidenceBank, acm_class_probabilities, acp_class_probabilities,
                      aes_sampling_rates)
@@ -35,6 +36,20 @@ class AELStepRecord:
     presence_rows: Optional[Tensor] = None
 
 
+class AppliedStep(NamedTuple):
+    """What :meth:`AELSegmentor.finish_step` wrote, for a host-side mirror.
+
+    Attributes:
+        confidence (Tensor): (C,) the bank after the step.
+        presence_indices (Tensor, optional): (M,) unlabeled indices whose
+            presence columns were written (ACM only; all ranks' images).
+        presence_rows (Tensor, optional): (M, C) bool, the columns written.
+    """
+    confidence: Tensor
+    presence_indices: Optional[Tensor] = None
+    presence_rows: Optional[Tensor] = None
+
+
 @MODELS.register_module()
 class AELSegmentor(MeanTeacherSegmentor):
     """Adaptive Equalization Learning (Hu et al., NeurIPS 2021).
@@ -56,8 +71,10 @@ class AELSegmentor(MeanTeacherSegmentor):
 
     The step stages its bank statistics (and, with ACM, the presence rows of
     the unlabeled images) in one :class:`AELStepRecord`;
-    :meth:`finish_step` (called by :class:`ConfidenceBankHook` after the
-    optimiser step) reduces them over the ranks and applies them.
+    :meth:`finish_step` (called by :class:`AELHook` after the optimiser
+    step) reduces them over the ranks and applies them. The random draws of
+    ACP, the CutMix boxes and components and AES come from generators keyed
+    by (seed, rank, iteration, slot) (:meth:`step_generator`).
 
     Args:
         segmentor (dict): Config of the student (and teacher) segmentor.
@@ -108,10 +125,6 @@ class AELSegmentor(MeanTeacherSegmentor):
         if cfg is None:
             return None
         cfg = dict(cfg)
-        if name == 'cutmix' and 'adaptive' in cfg:
-            raise KeyError("AELSegmentor: cutmix.adaptive no longer exists; ACM is "
-                           "cutmix=dict(type='AdaptiveCutMix', ...), random boxes (ACM off) "
-                           "cutmix=dict(_delete_=True, type='CutMix')")
         part_type = cfg.get('type')
         part_cls = MODELS.get(part_type) if isinstance(part_type, str) else part_type
         if part_cls is None:
@@ -168,7 +181,9 @@ class AELSegmentor(MeanTeacherSegmentor):
                              '(use SemiSegBatchSampler)')
         paste_seg = torch.stack([s.gt_sem_seg.data[0] for s in paste_samples]).long()
         inputs, gt_seg, _ = self.copy_paste(inputs, gt_seg, paste_inputs, paste_seg,
-                                            self.confidence_bank.confidence)
+                                            self.confidence_bank.confidence,
+                                            generator=self.step_generator(inputs.device,
+                                                                          kr.SLOT_ACP))
         for sample, seg in zip(sup_samples, gt_seg):  # the decode head's loss reads these
             sample.gt_sem_seg.data = seg[None]
         return inputs, gt_seg
@@ -182,17 +197,18 @@ class AELSegmentor(MeanTeacherSegmentor):
         Also records which classes the teacher sees in every unlabeled image
         of the step, for the presence table that the next ACM choices read.
         """
+        generator = self.step_generator(target_inputs.device, kr.SLOT_CUTMIX)
         if not self.uses_acm:
             mixed_inputs, mixed_pred, mixed_conf, _ = self.cutmix(
                 target_inputs, source_inputs, target_pred, source_pred, target_conf,
-                source_conf)
+                source_conf, generator=generator)
             return mixed_inputs, mixed_pred, mixed_conf
         self._record_presence((target_pred, source_pred), target_samples + source_samples)
         classes = torch.tensor([s.metainfo.get('acm_class', -1) for s in source_samples],
                                dtype=torch.long).to(target_pred.device, non_blocking=True)
         mixed_inputs, mixed_pred, mixed_conf, _ = self.cutmix(
             target_inputs, source_inputs, target_pred, source_pred, target_conf, source_conf,
-            classes)
+            classes, generator=generator)
         return mixed_inputs, mixed_pred, mixed_conf
 
     def observe_labeled(self, logits: Tensor, gt_seg: Tensor) -> None:
@@ -205,12 +221,13 @@ class AELSegmentor(MeanTeacherSegmentor):
             record.confidence_sums = record.confidence_sums + sums
             record.confidence_counts = record.confidence_counts + counts
 
-    def unsup_loss_kwargs(self) -> dict:
-        """AES keep rates (Eq. 10-11) of the bank, when the loss samples."""
+    def unsup_loss_kwargs(self, slot: int, device: torch.device) -> dict:
+        """AES keep rates (Eq. 10-11) of the bank and a keyed generator, when the loss samples."""
         if not getattr(self.unsup_loss, 'use_equalization_sampling', False):
             return {}
         beta = getattr(self.unsup_loss, 'beta', 1.0)
-        return dict(sampling_rates=aes_sampling_rates(self.confidence_bank.confidence, beta))
+        return dict(sampling_rates=aes_sampling_rates(self.confidence_bank.confidence, beta),
+                    generator=self.step_generator(device, slot))
 
     def _record_presence(self, preds: Tuple[Tensor, ...], samples: SampleList) -> None:
         """Stage the presence rows of the images behind ``preds`` (in ``samples`` order).
@@ -238,7 +255,7 @@ class AELSegmentor(MeanTeacherSegmentor):
 
     # ------------------------------------------------------- after the step
     @torch.no_grad()
-    def finish_step(self) -> None:
+    def finish_step(self) -> Optional[AppliedStep]:
         """Apply this step's record on every rank alike, then clear it.
 
         Sums and counts are all-reduced before the Eq. 7 update, so the bank
@@ -247,10 +264,14 @@ class AELSegmentor(MeanTeacherSegmentor):
         (:meth:`AdaptiveCutMix.write_presence` OR-merges repeated images), so
         every rank holds the same table. Sync-free on one process; with
         several, two small collectives.
+
+        Returns:
+            AppliedStep or None: The bank and the presence columns written
+            (device tensors), None when the step staged nothing.
         """
         record = self._take_step_record()
         if record is None:
-            return
+            return None
         sums, counts = record.confidence_sums, record.confidence_counts
         if dist.get_world_size() > 1:
             packed = torch.stack([sums, counts])
@@ -258,12 +279,13 @@ class AELSegmentor(MeanTeacherSegmentor):
             sums, counts = packed[0], packed[1]
         self.confidence_bank.update(sums, counts)
         if record.presence_indices is None:
-            return
+            return AppliedStep(self.confidence_bank.confidence)
         indices, rows = record.presence_indices, record.presence_rows
         if dist.get_world_size() > 1:
             indices = torch.cat(dist.all_gather(indices))
             rows = torch.cat(dist.all_gather(rows.to(torch.uint8))).bool()
-        self.cutmix.write_presence(indices, rows)
+        merged = self.cutmix.write_presence(indices, rows)
+        return AppliedStep(self.confidence_bank.confidence, indices, merged)
 
     def discard_step(self) -> None:
         """Forget this step's record (a skipped non-finite step)."""

@@ -5,6 +5,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
+from ael_mmseg.utils.keyed_random import SLOT_CUTMIX
 from ..augmentations import AdaptiveCutMix
 from .mean_teacher_segmentor import MeanTeacherSegmentor
 
@@ -63,5 +64,6 @@ class CutMixMeanTeacher(MeanTeacherSegmentor):
                   source_samples: SampleList) -> Tuple[Tensor, Tensor, Tensor]:
         """A random box of each source pasted onto its target (:class:`CutMix`)."""
         mixed_inputs, mixed_pred, mixed_conf, _ = self.cutmix(
-            target_inputs, source_inputs, target_pred, source_pred, target_conf, source_conf)
+            target_inputs, source_inputs, target_pred, source_pred, target_conf, source_conf,
+            generator=self.step_generator(target_inputs.device, SLOT_CUTMIX))
         return mixed_inputs, mixed_pred, mixed_conf

@@ -18,6 +18,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList, add_prefix
 from torch import Tensor, nn
 
+from ael_mmseg.utils import keyed_random as kr
+
 # Keys of ``semi_train_cfg`` with their defaults (those of the paper / the
 # original code). Unknown keys are refused so that a typo cannot silently
 # fall back to a default.
@@ -112,7 +114,7 @@ class MeanTeacherSegmentor(BaseSegmentor):
     Owns what every mean-teacher method shares: building the student and a
     teacher that loads no weights of its own (:meth:`init_weights` copies the
     pretrained student into it), the teacher EMA (:meth:`update_teacher`,
-    driven by :class:`TeacherEMAHook`), the teacher's pseudo-labels, the
+    driven by :class:`AELHook`), the teacher's pseudo-labels, the
     warm-up / ramp-up of the unsupervised weight, the non-finite-loss policy,
     prediction with the teacher or the student, and loading a plain segmentor
     checkpoint into both.
@@ -175,6 +177,10 @@ class MeanTeacherSegmentor(BaseSegmentor):
         self.num_classes = self.student.decode_head.num_classes
         self.ignore_index = self.student.decode_head.ignore_index
         self.unsup_loss = MODELS.build(unsup_loss)
+        # Key of the model's random draws (ael_mmseg.utils.keyed_random): the
+        # run's seed, set by AELHook; the iteration and forward of the draw.
+        self.key_seed = 0
+        self._key_step = (-1, -1)  # (iteration, forward within it)
 
     # ------------------------------------------------------------------ setup
     def _check_options(self) -> None:
@@ -255,6 +261,28 @@ class MeanTeacherSegmentor(BaseSegmentor):
     def copy_student_to_teacher(self) -> None:
         self.teacher.load_state_dict(self.student.state_dict())
 
+    # ------------------------------------------------------- keyed draws
+    def set_key_seed(self, seed: int) -> None:
+        """The seed of every keyed draw of the model (``AELHook`` passes the sampler's)."""
+        self.key_seed = int(seed)
+
+    def _next_forward_key(self) -> None:
+        """Start the keys of one forward: (iteration, how many forwards it had before)."""
+        iteration = MessageHub.get_current_instance().get_info('iter', 0)
+        previous, count = self._key_step
+        self._key_step = (iteration, count + 1 if previous == iteration else 0)
+
+    def step_generator(self, device: torch.device, slot: int) -> torch.Generator:
+        """A generator on ``device`` for draw ``slot`` of this forward.
+
+        Seeded host-side from ``(key_seed, MODEL, rank, iteration, forward,
+        slot)``: the same draws in an uninterrupted and a resumed run, other
+        draws on every rank, independent of anything else that draws.
+        """
+        iteration, forward = self._key_step
+        return kr.keyed_torch(device, self.key_seed, kr.MODEL, dist.get_rank(),
+                              max(iteration, 0), max(forward, 0), slot)
+
     # ------------------------------------------------------------ training
     def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
         """mmengine's step; with ``nonfinite_loss='skip'`` a NaN/inf loss skips the update.
@@ -307,6 +335,7 @@ class MeanTeacherSegmentor(BaseSegmentor):
             dict[str, Tensor]: ``sup.*`` student losses and ``unsup.*`` losses
             (already weighted by alpha and the warm-up schedule).
         """
+        self._next_forward_key()
         groups = self.split_roles(inputs, data_samples)
         sup_inputs, sup_samples = groups['sup']
         gt_seg = torch.stack([s.gt_sem_seg.data[0] for s in sup_samples]).long()
@@ -401,23 +430,29 @@ class MeanTeacherSegmentor(BaseSegmentor):
         """Mix each source into its target: images, pseudo-labels, confidences."""
         raise NotImplementedError
 
-    def unsup_loss_kwargs(self) -> dict:
-        """Extra keyword arguments of this step's unsupervised loss calls."""
+    def unsup_loss_kwargs(self, slot: int, device: torch.device) -> dict:
+        """Extra keyword arguments of one unsupervised loss call.
+
+        Args:
+            slot (int): ``keyed_random.SLOT_AES_MIXED`` (the mixed images) or
+                ``SLOT_AES_LABELED`` (the labeled crops).
+            device (torch.device): The logits' device.
+        """
         return {}
 
     def unsup_losses(self, logits: Tensor, num_sup: int, mixed: MixedBatch,
                      weight: float) -> Dict[str, Tensor]:
         """The unsupervised loss on the mixed images and, optionally, the labeled crops."""
-        kwargs = self.unsup_loss_kwargs()
         name = f'unsup.{self.unsup_loss.loss_name}'
         losses = {name: weight * self.unsup_loss(
             logits[num_sup:], self.threshold_pseudo_labels(mixed.pseudo_label, mixed.confidence),
-            mixed.confidence, **kwargs)}
+            mixed.confidence, **self.unsup_loss_kwargs(kr.SLOT_AES_MIXED, logits.device))}
         if mixed.labeled_pseudo_label is not None:
             losses[f'{name}_labeled'] = weight * self.unsup_loss(
                 logits[:num_sup], self.threshold_pseudo_labels(mixed.labeled_pseudo_label,
                                                                mixed.labeled_confidence),
-                mixed.labeled_confidence, **kwargs)
+                mixed.labeled_confidence,
+                **self.unsup_loss_kwargs(kr.SLOT_AES_LABELED, logits.device))
         return losses
 
     @torch.no_grad()

@@ -1,10 +1,10 @@
 """The per-class sampling distributions the confidence bank drives, one function each.
 
-Training uses these functions and :class:`ConfidenceBankLoggerHook` logs their
+Training uses these functions and :class:`AELHook` logs their
 values, so what is logged is what trains:
 
 * :func:`acm_class_probabilities` -- ACM's category sampling (Eq. 9),
-  used by :meth:`AdaptiveCutMix.sample_source`;
+  used by :meth:`ACMSourceState.sample_source` (the data side);
 * :func:`acp_class_probabilities` -- ACP's category sampling, used by
   :meth:`AdaptiveCopyPaste.sample_classes`;
 * :func:`aes_sampling_rates` -- AES's per-class keep rates (Eq. 10-11),

@@ -31,7 +31,7 @@ class ConfidenceBank(nn.Module):
       class is treated as the least learnt one).
     * **Multi-GPU.** The original kept one bank per process. The step sums
       and counts are all-reduced (:meth:`AELSegmentor.finish_step`, called by
-      :class:`ConfidenceBankHook`) before :meth:`update`, so every rank holds
+      :class:`AELHook`) before :meth:`update`, so every rank holds
       the same bank, independent of how the global batch is split.
 
     The sampling distributions the bank drives (ACM, ACP, AES) are in

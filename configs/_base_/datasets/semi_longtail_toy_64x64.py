@@ -36,10 +36,12 @@ test_pipeline = [
 ]
 train_data_prefix = dict(img_path='img_dir/train', seg_map_path='ann_dir/train')
 # Per step: 4 labeled images (+ their 4 copy-paste sources) and 2 CutMix pairs.
+# ACM lag 4 = 2 workers x prefetch factor 2, the least these workers allow (the
+# toy bank's tau 0.99 has a time constant of ~100 steps).
 train_dataloader = dict(
     batch_size=4,
     num_workers=2,
-    sampler=dict(num_unlabeled=2),
+    sampler=dict(num_unlabeled=2, acm_lag=4),
     dataset=dict(
         labeled=dict(
             type=dataset_type,

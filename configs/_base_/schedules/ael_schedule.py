@@ -30,26 +30,29 @@ optim_wrapper = dict(
             'decode_head': dict(lr_mult=10.0),
             'auxiliary_head': dict(lr_mult=10.0)
         }))
-# Each rank draws its own ACP classes, CutMix boxes and AES keep masks (the seed
-# plus the rank); the weights are still identical on every rank at the start
-# (mmengine broadcasts them after init_weights, DDP at wrapping).
+# Each rank draws its own images, ACP classes, CutMix boxes and AES keep masks
+# (every draw is keyed by the sampler seed, the rank, the iteration and its slot:
+# ael_mmseg/utils/keyed_random.py); the weights are still identical on every
+# rank at the start (mmengine broadcasts them after init_weights, DDP at wrapping).
 randomness = dict(seed=0, diff_rank_seed=True)
 max_iters = 18000
 param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)
 ]
 # Validation runs teacher and student; the best checkpoint is the best teacher.
-# The loop resumes the data stream without loading the trained batches.
-train_cfg = dict(type='FastForwardIterBasedTrainLoop', max_iters=max_iters, val_interval=2000)
+# mmengine's loop; on resume its data stream starts at the resumed step by
+# arithmetic (every draw is keyed by the step), without loading trained batches.
+train_cfg = dict(type='SemiSegIterBasedTrainLoop', max_iters=max_iters, val_interval=2000)
 val_cfg = dict(type='TeacherStudentValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # CheckpointHook that also saves the random state an exact resume needs.
+    # mmengine's CheckpointHook; AELHook adds the little an exact resume needs
+    # beyond model, optimizer, schedulers and iteration (the ACM lag's history).
     checkpoint=dict(
-        type='ResumableCheckpointHook',
+        type='CheckpointHook',
         by_epoch=False,
         interval=2000,
         max_keep_ckpts=2,

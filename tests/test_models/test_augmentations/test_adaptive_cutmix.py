@@ -144,61 +144,6 @@ def test_class_probabilities_are_softmax_of_one_minus_conf():
     torch.testing.assert_close(probs, expected)
 
 
-def test_sample_source_rate_follows_softmax_and_image_holds_class():
-    acm = AdaptiveCutMix(4)
-    acm.resize_presence(10)
-    acm.presence[0, [0, 1, 2]] = True
-    acm.presence[1, [3, 4]] = True
-    acm.presence[2, [5, 8]] = True  # the low-confidence class
-    acm.presence[3, [9]] = True
-    conf = torch.tensor([0.9, 0.9, 0.1, 0.9])
-    p_low = math.exp(0.9) / (math.exp(0.9) + 3 * math.exp(0.1))
-    gen = torch.Generator().manual_seed(3)
-    draws = [acm.sample_source(conf, gen) for _ in range(8000)]
-    rate = sum(c == 2 for c, _ in draws) / len(draws)
-    assert abs(rate - p_low) < 4 * math.sqrt(p_low * (1 - p_low) / len(draws))
-    assert all(acm.presence[c, i] for c, i in draws)
-    images_of_low = [i for c, i in draws if c == 2]
-    assert abs(images_of_low.count(5) / len(images_of_low) - 0.5) < 0.05
-
-
-def test_sample_source_falls_back_to_any_image_without_holder():
-    acm = AdaptiveCutMix(2)
-    acm.resize_presence(4)
-    acm.presence[0] = True
-    gen = torch.Generator().manual_seed(4)
-    # Class 1 is far less confident, so it is drawn most of the time.
-    draws = [acm.sample_source(torch.tensor([1.0, -20.0]), gen) for _ in range(200)]
-    assert {c for c, _ in draws} == {1}
-    assert {i for _, i in draws} == {0, 1, 2, 3}
-
-
-def test_sample_source_draws_from_a_given_host_table():
-    acm = AdaptiveCutMix(2)
-    acm.resize_presence(3)  # the buffer stays all False
-    table = torch.zeros(2, 6, dtype=torch.bool)
-    table[1, 4] = True
-    gen = torch.Generator().manual_seed(6)
-    draws = [acm.sample_source(torch.tensor([1.0, -20.0]), gen, presence=table)
-             for _ in range(50)]
-    assert set(draws) == {(1, 4)}
-    with pytest.raises(ValueError, match='presence'):
-        acm.sample_source(torch.zeros(2), gen, presence=torch.zeros(3, 6, dtype=torch.bool))
-
-
-def test_sample_source_needs_a_table():
-    with pytest.raises(ValueError, match='resize_presence'):
-        AdaptiveCutMix(3).sample_source(torch.zeros(3), torch.Generator())
-
-
-@pytest.mark.parametrize('conf', [torch.zeros(4), torch.tensor([0.5, float('nan'), 0.5])])
-def test_sample_source_rejects_bad_confidence(conf):
-    acm = AdaptiveCutMix(3)
-    acm.resize_presence(2)
-    with pytest.raises(ValueError, match='confidence'):
-        acm.sample_source(conf, torch.Generator())
-
-
 # ---------------------------------------------------------------- boxes
 def _two_blobs_and_a_speck():
     """(1, 40, 48) prediction: class 3 as an L-shape, a diagonal and a 4-pixel speck."""

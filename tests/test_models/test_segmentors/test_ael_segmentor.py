@@ -181,9 +181,9 @@ def test_logits_resolution_mode_matches_the_head_grid(model_cfg):
     seen = {}
     original = model.unsup_loss.forward
 
-    def spy(logits, pseudo, conf, sampling_rates=None):
+    def spy(logits, pseudo, conf, sampling_rates=None, generator=None):
         seen.setdefault('shapes', []).append((tuple(logits.shape), tuple(pseudo.shape)))
-        return original(logits, pseudo, conf, sampling_rates)
+        return original(logits, pseudo, conf, sampling_rates, generator)
 
     model.unsup_loss.forward = spy
     losses = model.loss(inputs, samples)

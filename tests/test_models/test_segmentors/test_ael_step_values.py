@@ -35,7 +35,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from ael_mmseg.engine.hooks import ConfidenceBankHook, TeacherEMAHook
+from ael_mmseg.engine.hooks import AELHook
+from ael_mmseg.utils import keyed_random as kr
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 TOY_CONFIG = osp.join(REPO, 'configs', 'ael',
@@ -315,7 +316,7 @@ def test_bank_statistics_are_eq_4_on_the_student_softmax_after_copy_paste():
     # Labels before the paste would give other counts.
     assert not torch.equal(eq4(student.rows(expected_images), labels)[1], counts)
 
-    hook = ConfidenceBankHook()
+    hook = AELHook()
     hook.after_train_iter(SimpleNamespace(model=model, iter=10), 0)
     step1 = sums / counts
     assert torch.allclose(model.confidence_bank.confidence.double(), step1, rtol=1e-5)
@@ -408,7 +409,7 @@ def test_teacher_bn_mode_eval_uses_running_statistics_that_follow_the_student(mo
         assert torch.equal(before, after), name
     # ... and the EMA hook moves them towards the student's, as the parameters.
     student_buffers = _floating_bn_buffers(model.student)
-    TeacherEMAHook().after_train_iter(SimpleNamespace(model=model, iter=5), 0)
+    AELHook().after_train_iter(SimpleNamespace(model=model, iter=5), 0)
     decay = 5 / 6
     for (name, t0), (_, s), (_, t1) in zip(teacher_before, student_buffers,
                                            _floating_bn_buffers(model.teacher)):
@@ -457,8 +458,9 @@ def test_unsup_on_labeled_false_drops_only_the_labeled_loss(monkeypatch, bn_mode
 def test_fractional_aes_rates_come_from_the_bank(monkeypatch, beta):
     """AES with rates strictly between 0 and 1: the same uniform numbers, drawn again.
 
-    The torch random state is recorded when the unsupervised loss starts; the
-    reference re-draws ``torch.rand`` of the pixel grid from it and keeps a
+    The loss draws from the keyed generator the model hands it (seed, rank,
+    iteration, forward, slot); the reference re-draws ``torch.rand`` of the
+    pixel grid from a generator made from that key and keeps a
     pixel iff ``u < s_c`` for the student's predicted class ``c``, with
     ``s_c = ((1 - Conf_c) / max_k (1 - Conf_k)) ** beta`` from the bank.
     """
@@ -471,22 +473,26 @@ def test_fractional_aes_rates_come_from_the_bank(monkeypatch, beta):
     force_boxes(monkeypatch, model)
     states = []
     model.unsup_loss.register_forward_pre_hook(
-        lambda m, args: states.append(torch.get_rng_state()))
+        lambda m, args, kwargs: states.append(kwargs['generator'].get_state()),
+        with_kwargs=True)
     inputs, samples = make_batch()
     batch = parts(inputs, samples)
     losses, student, teacher = run_step(model, inputs, samples)
     ref = expected_unsup(batch, student, teacher, torch.zeros(NUM_CLASSES))  # outputs only
     assert len(states) == 2  # mixed images, then labeled crops
+    iteration = MessageHub.get_current_instance().get_info('iter', 0)
+    for state, slot in zip(states, (kr.SLOT_AES_MIXED, kr.SLOT_AES_LABELED)):
+        keyed = kr.keyed_torch('cpu', model.key_seed, kr.MODEL, 0, iteration, 0, slot)
+        assert torch.equal(state, keyed.get_state()), slot
     rates = ((1 - confidence.double()) / (1 - confidence.double()).max())**beta
     assert ((rates > 0.05) & (rates < 0.95)).sum() >= 5
 
     def loss_with_draw(state, logits, pseudo, conf, rates=rates, by=None):
         up = upsampled(logits)
         by = up.argmax(dim=1) if by is None else by  # the student's class
-        saved = torch.get_rng_state()
-        torch.set_rng_state(state)
-        u = torch.rand(by.shape)
-        torch.set_rng_state(saved)
+        generator = torch.Generator()
+        generator.set_state(state)
+        u = torch.rand(by.shape, generator=generator)
         kept = u < rates[by]
         ce = F.cross_entropy(up.double(), pseudo, reduction='none')
         weight = conf.double()**GAMMA

@@ -11,9 +11,9 @@ mmseg / mmcv / mmengine, e.g. the stock decode head's accuracy, are allowed
 and only recorded.
 
 Not covered: device-to-host copies through ``.to(...)`` (on the CPU every
-tensor is already on the host, so they cannot be told apart), and the hooks:
-``ConfidenceBankHook`` / ``ACMSourceHook`` / ``TeacherEMAHook`` run after the
-step and may read values (the CPU mirrors for the data sampler) by design.
+tensor is already on the host, so they cannot be told apart), and ``AELHook``,
+which runs after the step (its host copies for the ACM source choice are
+made with ``non_blocking`` and read ``acm_lag`` steps later).
 """
 import copy
 import os.path as osp

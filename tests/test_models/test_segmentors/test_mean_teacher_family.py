@@ -143,10 +143,3 @@ def test_the_step_record_accumulates_over_forwards_and_is_cleared_once():
     assert model.step_record is None
     model.finish_step()  # nothing staged: no update
     assert model.confidence_bank.num_updates.sum() == 0
-
-
-def test_a_config_of_the_old_acm_switch_is_refused_with_the_new_one():
-    cfg = toy_model_cfg(SIZE)
-    cfg.cutmix.adaptive = False
-    with pytest.raises(KeyError, match=r"cutmix.adaptive no longer exists.*type='CutMix'"):
-        build(cfg)

@@ -12,9 +12,11 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from ael_mmseg.engine.hooks import ACMSourceHook, ConfidenceBankHook, ConfidenceBankLoggerHook
+from ael_mmseg.datasets.samplers import ACMSourceState
+from ael_mmseg.engine.hooks import AELHook
 from ael_mmseg.models.segmentors import AELStepRecord
 from ael_mmseg.models.utils import aes_sampling_rates
+from ael_mmseg.utils.keyed_random import SLOT_AES_MIXED
 from helpers.processes import gather_from_ranks
 from helpers.stock_tools import TOY_CONFIG
 
@@ -59,7 +61,7 @@ def fake_runner(model, iteration=0):
 
 def test_after_train_iter_applies_eq7_and_writes_presence():
     model = build_model()
-    hook = ConfidenceBankHook()
+    hook = AELHook()
     MessageHub.get_current_instance().update_info('iter', 3)
     model.loss(*make_batch(seed=1, first_unlabeled=6))
     sums, counts = (model.step_record.confidence_sums, model.step_record.confidence_counts)
@@ -72,23 +74,20 @@ def test_after_train_iter_applies_eq7_and_writes_presence():
     assert model.step_record is None
 
 
-def test_select_source_follows_acm_distribution_and_presence():
-    hook = ACMSourceHook()
-    conf = torch.full((5, ), 0.95)
-    conf[3] = 0.1
-    presence = torch.zeros(5, 50, dtype=torch.bool)
-    presence[3, [7, 21, 40]] = True
-    presence[0, :] = True
-    hook._confidence_cpu, hook._presence_cpu = conf, presence
-    hook._cutmix = MODELS.build(dict(type='AdaptiveCutMix', num_classes=5))
-    generator = torch.Generator().manual_seed(0)
-    draws = [hook.select_source(generator) for _ in range(4000)]
-    expected = torch.softmax(1 - conf, 0)[3].item()
-    rate = sum(c == 3 for c, _ in draws) / len(draws)
-    assert abs(rate - expected) < 0.025, (rate, expected)
-    assert all(i in (7, 21, 40) for c, i in draws if c == 3)
-    # a class no image shows: a random image
-    assert any(c == 1 for c, _ in draws)
+def test_after_train_iter_feeds_the_acm_state_with_the_rows_written():
+    model = build_model()
+    hook = AELHook()
+    hook.acm_state = ACMSourceState(2, model.confidence_bank.confidence, model.cutmix.presence, 3)
+    MessageHub.get_current_instance().update_info('iter', 3)
+    model.loss(*make_batch(seed=1, first_unlabeled=6))
+    hook.after_train_iter(fake_runner(model, 3), 0)
+    state = hook.acm_state
+    assert state.latest_step == 4 and state.base_step == 3
+    assert torch.equal(torch.from_numpy(state.confidence_at(4)), model.confidence_bank.confidence)
+    for cls in range(10):
+        assert state.holders_at(4, cls).tolist() == \
+            torch.nonzero(model.cutmix.presence[cls]).flatten().tolist()
+        assert state.holders_at(3, cls).tolist() == []  # the state before the step
 
 
 def _by_value(*items):
@@ -107,7 +106,9 @@ def _worker(rank, world_size, port, queue):
     torch.set_num_threads(1)
     try:
         model = build_model()
-        hook = ConfidenceBankHook()
+        hook = AELHook()
+        hook.acm_state = ACMSourceState(1, model.confidence_bank.confidence,
+                                        model.cutmix.presence)
         for step in range(3):
             MessageHub.get_current_instance().update_info('iter', step)
             # ranks see different labels and different unlabeled images
@@ -123,14 +124,15 @@ def _worker(rank, world_size, port, queue):
         # same column, the OR of the four rows.
         rows = torch.zeros(4, 10, dtype=torch.bool)
         rows[0, [0, 4]] = rows[1, [1, 9]] = rows[2, 2] = True  # row 3: no class
-        mirror = ACMSourceHook()  # keeps the host copy the sampler draws from
-        mirror._cutmix, mirror._bank = model.cutmix, model.confidence_bank
         zeros = torch.zeros(10)
         model._step_record = AELStepRecord(zeros, zeros, torch.tensor([9, 3]) if rank == 0 else
                                            torch.tensor([9, 9]), rows[2 * rank:2 * rank + 2])
         hook.after_train_iter(fake_runner(model, 3), 3)
-        mirror.after_train_iter(fake_runner(model, 3), 3)
-        queue.put(_by_value(rank, 'repeated', model.cutmix.presence, mirror._presence_cpu))
+        # The host state the sampler draws from holds the same table.
+        mirror = torch.zeros_like(model.cutmix.presence)
+        for cls in range(10):
+            mirror[cls, torch.from_numpy(hook.acm_state.holders_at(4, cls))] = True
+        queue.put(_by_value(rank, 'repeated', model.cutmix.presence, mirror))
     finally:
         torch_dist.destroy_process_group()
 
@@ -162,11 +164,14 @@ def test_bank_and_presence_identical_on_two_ranks_with_different_labels():
 
 
 def test_dataset_and_model_class_counts_must_agree():
-    model = SimpleNamespace(finish_step=lambda: None, num_classes=10, uses_acm=False)
+    model = SimpleNamespace(finish_step=lambda: None, num_classes=10, uses_acm=False,
+                            update_teacher=None, copy_student_to_teacher=lambda: None,
+                            set_key_seed=lambda seed: None)
     dataset = SimpleNamespace(metainfo=dict(classes=[f'c{i}' for i in range(19)]))
-    runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(dataset=dataset))
+    runner = SimpleNamespace(model=model, iter=0, seed=0,
+                             train_dataloader=SimpleNamespace(dataset=dataset))
     with pytest.raises(ValueError, match=r'dataset has 19 classes .* num_classes=10'):
-        ConfidenceBankHook().before_train(runner)
+        AELHook().before_train(runner)
 
 
 def test_logger_hook_writes_what_training_uses():
@@ -180,12 +185,12 @@ def test_logger_hook_writes_what_training_uses():
             dataset=SimpleNamespace(metainfo=dict(classes=classes))),
         visualizer=SimpleNamespace(add_scalars=lambda scalars, step: written.update(scalars)),
         message_hub=MessageHub.get_instance('test_logger_hook'))
-    hook = ConfidenceBankLoggerHook(interval=25)
-    hook.before_train(runner)
+    hook = AELHook(log_interval=25)
     hook.after_train_iter(runner, 24)
     confidence = model.confidence_bank.confidence
     rates = aes_sampling_rates(confidence, 2.0)  # the rates the loss gets (beta of the loss)
-    assert model.unsup_loss_kwargs()['sampling_rates'].tolist() == rates.tolist()
+    assert model.unsup_loss_kwargs(SLOT_AES_MIXED, torch.device('cpu'))[
+        'sampling_rates'].tolist() == rates.tolist()
     for c, name in enumerate(classes):
         assert written[f'ael/aes_rate/{name}'] == pytest.approx(rates[c].item())
         assert written[f'ael/conf/{name}'] == pytest.approx(confidence[c].item())
