@@ -30,14 +30,20 @@ MAX_ITERS = 8
 
 
 class _SignalRankOne(Hook):
-    """Rank 1 signals itself after its second step; every rank records what it trained."""
+    """Rank 1 signals itself after its second step; every rank records what it trained.
 
-    def __init__(self, record):
+    With ``signal_rank_one=False`` it only records (an uninterrupted or a resumed run).
+    """
+
+    def __init__(self, record, signal_rank_one=True):
         self.record = record
+        self.signal_rank_one = signal_rank_one
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         self.record['trained'].append(runner.iter + 1)
-        if torch_dist.get_rank() == 1 and runner.iter + 1 == 2:
+        self.record.setdefault('losses', {})[runner.iter + 1] = {
+            key: float(value) for key, value in (outputs or {}).items() if 'loss' in key}
+        if self.signal_rank_one and torch_dist.get_rank() == 1 and runner.iter + 1 == 2:
             os.kill(os.getpid(), signal.SIGUSR1)
 
     def after_run(self, runner):  # runs before the pre-emption hook's exit (LOWEST)
@@ -48,7 +54,7 @@ class _SignalRankOne(Hook):
                                          f'record_rank{torch_dist.get_rank()}.pth'))
 
 
-def _train(rank, port, toy_root, work_dir):
+def _train(rank, port, toy_root, work_dir, mode='signal'):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank),
                       LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE))
     torch.set_num_threads(1)
@@ -70,8 +76,10 @@ def _train(rank, port, toy_root, work_dir):
                                  broadcast_buffers=False)  # CPU: no device_ids
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
+    cfg.resume = mode == 'resume'
     runner = Runner.from_cfg(cfg)
-    runner.register_hook(_SignalRankOne(dict(trained=[])), priority='VERY_LOW')
+    runner.register_hook(_SignalRankOne(dict(trained=[]), signal_rank_one=mode == 'signal'),
+                         priority='VERY_LOW')
     runner.train()  # raises SystemExit(75) after a pre-emption
 
 
@@ -96,3 +104,26 @@ def test_a_signal_on_one_rank_stops_both_after_the_same_step_with_one_checkpoint
     acm = checkpoint['ael_state']['acm_source']
     assert isinstance(checkpoint['ael_state']['key_seed'], int)
     assert acm['base_step'] + len(acm['steps']) == 3
+
+
+def test_two_ranks_resumed_after_a_signal_repeat_every_later_loss(tmp_path, toy_root):
+    straight, signalled = str(tmp_path / 'straight'), str(tmp_path / 'signalled')
+    os.makedirs(straight)
+    os.makedirs(signalled)
+    assert run_ranks(_train, WORLD_SIZE, toy_root, straight, 'straight') == [0, 0]
+    assert run_ranks(_train, WORLD_SIZE, toy_root, signalled, 'signal') == [75, 75]
+    assert run_ranks(_train, WORLD_SIZE, toy_root, signalled, 'resume') == [0, 0]
+    for rank in range(WORLD_SIZE):
+        reference = torch.load(osp.join(straight, f'record_rank{rank}.pth'),
+                               weights_only=False)['losses']
+        resumed = torch.load(osp.join(signalled, f'record_rank{rank}.pth'),
+                             weights_only=False)['losses']
+        assert sorted(resumed) == list(range(4, MAX_ITERS + 1)), rank
+        for step, losses in resumed.items():
+            assert losses and losses.keys() == reference[step].keys(), (rank, step)
+            for key, value in losses.items():
+                assert abs(value - reference[step][key]) <= 1e-6, (rank, step, key)
+    # The ranks trained on their own draws: their losses differ.
+    rank0 = torch.load(osp.join(straight, 'record_rank0.pth'), weights_only=False)['losses']
+    rank1 = torch.load(osp.join(straight, 'record_rank1.pth'), weights_only=False)['losses']
+    assert rank0[MAX_ITERS] != rank1[MAX_ITERS]
