@@ -34,7 +34,7 @@ VPY="$VENV/bin/python"
 pip() { "$VPY" -m pip "$@"; }
 
 stamp="$VENV/.ael_mmseg_env"
-want=$( (echo "$STACK"; cat "$ROOT/pyproject.toml" "$ROOT/tools/setup_env.sh") | sha256sum | cut -c1-16)
+want=$( (echo "$STACK"; cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/tools/setup_env.sh") | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
     "$VPY" -c "import mmcv.ops, mmseg.models, ael_mmseg" 2>/dev/null; then
     exit 0
