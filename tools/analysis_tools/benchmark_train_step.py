@@ -242,9 +242,9 @@ def install_timers(env: SimpleNamespace, times: Dict[str, float], device: str) -
                ('loss', student.decode_head, 'loss_by_feat'),
                ('loss', model, 'unsup_losses'),
                ('data preprocessor', model.data_preprocessor, 'forward'),
-               ('EMA update (hook)', env.hooks[0], 'after_train_iter'),
-               ('bank update + presence write (hook)', env.hooks[1], 'after_train_iter'),
-               ('host copies for ACM (hook)', env.hooks[2], 'after_train_iter')]
+               ('EMA update (hook)', model, 'update_teacher'),
+               ('bank update + presence write (hook)', model, 'finish_step'),
+               ('host copies for ACM (hook)', env.hooks[0].acm_state, 'push')]
     for head in aux:
         targets += [('student forward', head, 'forward'), ('loss', head, 'loss_by_feat')]
     for name, obj, attr in targets:
