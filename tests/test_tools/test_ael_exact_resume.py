@@ -61,33 +61,47 @@ def straight_run(tmp_path_factory, toy_root):
     return work_dir, losses
 
 
-def _train_until_signalled(args, cwd, after_iteration, sig):
-    """Start the stock train script, send ``sig`` once it logged ``after_iteration``."""
+def _train_until_signalled(args, cwd, after_iteration, sig, to_group=False):
+    """Start the stock train script, send ``sig`` once it logged ``after_iteration``.
+
+    ``to_group``: to the whole process group (the loader's workers too), as a
+    terminal's Ctrl-C or a cluster that signals every process of a job does.
+    """
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
     proc = subprocess.Popen([sys.executable, osp.join(STOCK_TOOLS, 'train.py'), *args],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, start_new_session=to_group)
     lines, deadline = [], time.monotonic() + 600
     for line in proc.stdout:
         lines.append(line)
         if f'Iter(train) [{after_iteration}/' in line:
-            proc.send_signal(sig)
+            if to_group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
             break
         assert time.monotonic() < deadline, 'no training progress'
     lines.extend(proc.stdout)
     return proc.wait(timeout=600), ''.join(lines)
 
 
-def test_sigterm_and_resume_repeat_every_later_loss_with_workers(tmp_path, toy_root,
-                                                                 straight_run):
+# SIGTERM to the main process (a launcher's kill), SIGUSR1 to the process group
+# (tools/slurm_train.sh's signal, which srun delivers to every process of the
+# task: the loader's workers must survive it). torch's loader workers end on a
+# SIGTERM that does not come from their parent, so SIGTERM to the whole group
+# cannot be survived.
+@pytest.mark.parametrize('sig,to_group', [(signal.SIGTERM, False), (signal.SIGUSR1, True)],
+                         ids=['sigterm-main-process', 'sigusr1-process-group'])
+def test_signal_and_resume_repeat_every_later_loss_with_workers(tmp_path, toy_root,
+                                                                straight_run, sig, to_group):
     straight, reference = straight_run
     signalled = str(tmp_path / 'signalled')
     code, log = _train_until_signalled([TOY_CONFIG, '--work-dir', signalled,
                                         *_options(toy_root)], str(tmp_path),
-                                       after_iteration=3, sig=signal.SIGTERM)
+                                       after_iteration=3, sig=sig, to_group=to_group)
     assert code == 75, log[-4000:]
-    assert 'PreemptionCheckpointHook: SIGTERM; saving checkpoint at' in log
+    assert f'PreemptionCheckpointHook: {sig.name}; saving checkpoint at' in log
     saved = sorted(glob.glob(osp.join(signalled, 'iter_*.pth')))
     assert len(saved) == 1, saved  # exactly one checkpoint, the signal's
     checkpoint = load_checkpoint_file(saved[0])

@@ -56,9 +56,17 @@ class SemiSegIterBasedTrainLoop(IterBasedTrainLoop):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if semi_sampler_of(self.dataloader) is not None:
-            # Replaces the parent's iterator (its workers end with it; persistent
-            # workers are reused, their prefetched batches dropped, by iter()).
             self.dataloader_iterator = _KeyedDataStream(self)
+            # The parent's iterator started the loader's workers, before the
+            # hooks' before_run: workers forked then keep the default signal
+            # actions, so a signal to the whole process group (Ctrl-C, a
+            # cluster signalling every process of a job) would kill them
+            # before PreemptionCheckpointHook's checkpoint. A persistent
+            # loader keeps its iterator (and workers) for the next iter():
+            # end it, so that the stream's first batch forks workers that
+            # inherit the hooks' handlers.
+            if getattr(self.dataloader, '_iterator', None) is not None:
+                self.dataloader._iterator = None
 
     def run_iter(self, data_batch) -> None:
         if data_batch is None:
