@@ -2,8 +2,9 @@
 stock train.py trains AEL, validates teacher and student, saves; stock test.py evaluates.
 
 Shrunk only where the CPU forces it (depth, widths, crop, test window, iterations,
-data root, workers); the ImageNet download is a local stand-in file; the sliding-
-window test, VOC's pseudo-label threshold and every AEL part stay on."""
+data root); the ImageNet download is a local stand-in file; the shipped loader
+workers, the sliding-window test, VOC's pseudo-label threshold and every AEL part
+stay on."""
 import glob
 import json
 import os.path as osp
@@ -33,10 +34,8 @@ def tiny_options(root, scale, pretrained, sliding):
         'model.data_preprocessor.size=[64,64]',
         'train_cfg.max_iters=4', 'train_cfg.val_interval=2', 'param_scheduler.0.end=4',
         'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
-        'custom_hooks.3.interval=1',
+        'custom_hooks.0.log_interval=1',
     ]
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        options += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
     # labeled/paste pipelines: 2 = RandomResize, 3 = RandomCrop; unlabeled: 1, 2
     for part, resize, crop in (('labeled.pipeline', 2, 3), ('paste_pipeline', 2, 3),
                                ('unlabeled.pipeline', 1, 2)):
