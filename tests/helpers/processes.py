@@ -1,4 +1,13 @@
-"""Several training processes on the CPU (gloo), for the multi-process tests."""
+"""Several training processes on the CPU (gloo), for the multi-process tests.
+
+A rank's target leaves its process group alone when it ends: a forked child
+ends with ``os._exit`` (multiprocessing's), which tears nothing down, while
+``destroy_process_group()`` can deadlock on torch 2.1: its ProcessGroup
+binding keeps the GIL while joining gloo's worker threads, and a worker
+thread that is still releasing the last collective's output tensor (a tensor
+Python has let go of) waits for the GIL to free its Python object
+(pytorch/pytorch#154976 releases the GIL there).
+"""
 import socket
 from typing import Any, Callable, List
 

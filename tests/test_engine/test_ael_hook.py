@@ -104,37 +104,34 @@ def _worker(rank, world_size, port, queue):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     torch_dist.init_process_group('gloo', rank=rank, world_size=world_size)
     torch.set_num_threads(1)
-    try:
-        model = build_model()
-        hook = AELHook()
-        hook.acm_state = ACMSourceState(1, model.confidence_bank.confidence,
-                                        model.cutmix.presence)
-        for step in range(3):
-            MessageHub.get_current_instance().update_info('iter', step)
-            # ranks see different labels and different unlabeled images
-            losses = model.loss(*make_batch(seed=10 * step + rank, first_unlabeled=2 * rank))
-            sum(v for k, v in losses.items() if 'loss' in k).backward()
-            local_counts = model.step_record.confidence_counts.clone()
-            hook.after_train_iter(fake_runner(model, step), step)
-            queue.put(_by_value(rank, step, model.confidence_bank.ema,
-                                model.confidence_bank.num_updates, model.cutmix.presence,
-                                local_counts))
-        # Both ranks hold crops of unlabeled image 9, with different rows, and
-        # rank 1 holds it twice: every rank and every host mirror must get the
-        # same column, the OR of the four rows.
-        rows = torch.zeros(4, 10, dtype=torch.bool)
-        rows[0, [0, 4]] = rows[1, [1, 9]] = rows[2, 2] = True  # row 3: no class
-        zeros = torch.zeros(10)
-        model._step_record = AELStepRecord(zeros, zeros, torch.tensor([9, 3]) if rank == 0 else
-                                           torch.tensor([9, 9]), rows[2 * rank:2 * rank + 2])
-        hook.after_train_iter(fake_runner(model, 3), 3)
-        # The host state the sampler draws from holds the same table.
-        mirror = torch.zeros_like(model.cutmix.presence)
-        for cls in range(10):
-            mirror[cls, torch.from_numpy(hook.acm_state.holders_at(4, cls))] = True
-        queue.put(_by_value(rank, 'repeated', model.cutmix.presence, mirror))
-    finally:
-        torch_dist.destroy_process_group()
+    model = build_model()
+    hook = AELHook()
+    hook.acm_state = ACMSourceState(1, model.confidence_bank.confidence,
+                                    model.cutmix.presence)
+    for step in range(3):
+        MessageHub.get_current_instance().update_info('iter', step)
+        # ranks see different labels and different unlabeled images
+        losses = model.loss(*make_batch(seed=10 * step + rank, first_unlabeled=2 * rank))
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        local_counts = model.step_record.confidence_counts.clone()
+        hook.after_train_iter(fake_runner(model, step), step)
+        queue.put(_by_value(rank, step, model.confidence_bank.ema,
+                            model.confidence_bank.num_updates, model.cutmix.presence,
+                            local_counts))
+    # Both ranks hold crops of unlabeled image 9, with different rows, and
+    # rank 1 holds it twice: every rank and every host mirror must get the
+    # same column, the OR of the four rows.
+    rows = torch.zeros(4, 10, dtype=torch.bool)
+    rows[0, [0, 4]] = rows[1, [1, 9]] = rows[2, 2] = True  # row 3: no class
+    zeros = torch.zeros(10)
+    model._step_record = AELStepRecord(zeros, zeros, torch.tensor([9, 3]) if rank == 0 else
+                                       torch.tensor([9, 9]), rows[2 * rank:2 * rank + 2])
+    hook.after_train_iter(fake_runner(model, 3), 3)
+    # The host state the sampler draws from holds the same table.
+    mirror = torch.zeros_like(model.cutmix.presence)
+    for cls in range(10):
+        mirror[cls, torch.from_numpy(hook.acm_state.holders_at(4, cls))] = True
+    queue.put(_by_value(rank, 'repeated', model.cutmix.presence, mirror))
 
 
 def test_bank_and_presence_identical_on_two_ranks_with_different_labels():

@@ -94,32 +94,29 @@ def _worker(rank, world_size, port, queue):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     torch_dist.init_process_group('gloo', rank=rank, world_size=world_size)
     torch.set_num_threads(1)
-    try:
-        model = build_model()
-        hook = AELHook()
-        for step in range(STEPS):
-            MessageHub.get_current_instance().update_info('iter', step)
-            inputs, samples = make_batch(rank, step)
-            labels = torch.stack([s.gt_sem_seg.data[0] for s in samples[:2]])
-            captured = ([], [])
-            handles = [
-                model.student.backbone.register_forward_pre_hook(
-                    lambda m, args: captured[0].append(args[0].detach().clone())),
-                model.student.decode_head.register_forward_hook(
-                    lambda m, args, out: captured[1].append(out.detach().clone())),
-            ]
-            model.loss(inputs, samples)
-            for handle in handles:
-                handle.remove()
-            sums, counts = local_statistics(captured, inputs[:2], labels)
-            hook.after_train_iter(SimpleNamespace(model=model, iter=step), step)
-            bank = model.confidence_bank
-            # Plain lists: tensors would travel as shared memory that vanishes
-            # when the worker exits before the parent has read them.
-            queue.put((rank, step, *(t.tolist() for t in (
-                sums, counts, bank.ema, bank.num_updates, bank.confidence))))
-    finally:
-        torch_dist.destroy_process_group()
+    model = build_model()
+    hook = AELHook()
+    for step in range(STEPS):
+        MessageHub.get_current_instance().update_info('iter', step)
+        inputs, samples = make_batch(rank, step)
+        labels = torch.stack([s.gt_sem_seg.data[0] for s in samples[:2]])
+        captured = ([], [])
+        handles = [
+            model.student.backbone.register_forward_pre_hook(
+                lambda m, args: captured[0].append(args[0].detach().clone())),
+            model.student.decode_head.register_forward_hook(
+                lambda m, args, out: captured[1].append(out.detach().clone())),
+        ]
+        model.loss(inputs, samples)
+        for handle in handles:
+            handle.remove()
+        sums, counts = local_statistics(captured, inputs[:2], labels)
+        hook.after_train_iter(SimpleNamespace(model=model, iter=step), step)
+        bank = model.confidence_bank
+        # Plain lists: tensors would travel as shared memory that vanishes
+        # when the worker exits before the parent has read them.
+        queue.put((rank, step, *(t.tolist() for t in (
+            sums, counts, bank.ema, bank.num_updates, bank.confidence))))
 
 
 def test_bank_is_eq7_on_the_pooled_sums_and_counts_of_both_ranks():

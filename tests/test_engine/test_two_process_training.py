@@ -105,7 +105,6 @@ def _train(rank, port, toy_root, work_dir):
     runner.train()
     torch.save(dict(records=probe.records, start=probe.start, draws=probe.draws),
                osp.join(work_dir, f'probe_rank{rank}.pth'))
-    torch_dist.destroy_process_group()
 
 
 def test_two_ranks_agree_on_bank_presence_and_teacher_but_see_other_images(
