@@ -62,3 +62,43 @@ def shrink_model_cfg(model_cfg, pretrained: str):
         head, name = key.split('.')
         segmentor[head][name] = value
     return model_cfg
+
+
+def tiny_paper_options(root: str, scale: str, pretrained: str, sliding: bool) -> List[str]:
+    """A paper config as a ResNet-18 DeepLabV3+ on 64x64 crops of ``root``; 4 iterations.
+
+    ``scale``: the images' size for the resize steps, e.g. ``'(128,64)'``;
+    ``sliding``: the config tests in sliding windows (Cityscapes), whose
+    window and stride shrink with the images; otherwise (VOC) crops are padded
+    to the shrunk crop. The loaders keep the config's workers.
+    """
+    options = small_model_options(pretrained) + [
+        'model.data_preprocessor.size=[64,64]',
+        'train_cfg.max_iters=4', 'train_cfg.val_interval=2', 'param_scheduler.0.end=4',
+        'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
+        'custom_hooks.0.log_interval=1',
+    ]
+    # labeled/paste pipelines: 2 = RandomResize, 3 = RandomCrop; unlabeled: 1, 2
+    for part, resize, crop in (('labeled.pipeline', 2, 3), ('paste_pipeline', 2, 3),
+                               ('unlabeled.pipeline', 1, 2)):
+        options += [f'train_dataloader.dataset.{part}.{resize}.scale={scale}',
+                    f'train_dataloader.dataset.{part}.{crop}.crop_size=(64,64)']
+    for part in ('labeled', 'unlabeled'):
+        options.append(f'train_dataloader.dataset.{part}.data_root={root}')
+    for loader in ('val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.dataset.data_root={root}',
+                    f'{loader}.dataset.pipeline.1.scale={scale}']
+    if sliding:  # the paper's 769 window, stride 513 (2/3) scaled to the 64x128 images
+        options += ['model.segmentor.test_cfg.crop_size=(48,48)',
+                    'model.segmentor.test_cfg.stride=(32,32)']
+    else:  # VOC pads every crop to 513: pad to the shrunk crop instead
+        for part, pad in (('labeled.pipeline', 5), ('paste_pipeline', 5),
+                          ('unlabeled.pipeline', 4)):
+            options.append(f'train_dataloader.dataset.{part}.{pad}.size=(64,64)')
+    # OHEM keeps the same share of a GPU batch's labeled pixels as the paper's
+    # 100000 of 2 x 769^2 (or 2 x 513^2): unscaled, it would keep every pixel.
+    paper_crop = 769 if sliding else 513
+    min_kept = round(100000 * 64**2 / paper_crop**2)
+    for head in ('decode_head', 'auxiliary_head'):
+        options.append(f'model.segmentor.{head}.loss_decode.min_kept={min_kept}')
+    return options

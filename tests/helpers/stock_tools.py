@@ -1,9 +1,13 @@
 """Run the stock MMSeg tools (shipped in the installed package) from tests."""
+import glob
+import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
-from typing import List, Sequence, Tuple
+import time
+from typing import Dict, List, Sequence, Tuple
 
 import mmseg
 
@@ -57,3 +61,41 @@ def run_stock_tool(script: str, args: Sequence[str], cwd: str, timeout: int = 90
         raise AssertionError(f'{script} {" ".join(args)} exited {proc.returncode}\n'
                              f'{output[-8000:]}')
     return output
+
+
+def logged_losses(work_dir: str, keys: Sequence[str]) -> Dict[int, Dict[str, float]]:
+    """Per-iteration ``keys`` of the newest run's scalar log in ``work_dir``."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    assert files, f'no scalar log in {work_dir}'
+    records = [json.loads(line) for line in open(files[-1]) if line.strip()]
+    return {r['step']: {k: r[k] for k in keys} for r in records if 'loss' in r}
+
+
+def train_until_signalled(args: Sequence[str], cwd: str, after_iteration: int, sig: int,
+                          to_group: bool = False) -> Tuple[int, str]:
+    """Start the stock train script, send ``sig`` once it logged ``after_iteration``.
+
+    Returns the exit code and the whole output.
+
+    ``to_group``: to the whole process group (the loader's workers too), as a
+    terminal's Ctrl-C or a cluster that signals every process of a job does.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
+    proc = subprocess.Popen([sys.executable, osp.join(STOCK_TOOLS, 'train.py'), *args],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=to_group)
+    # mmengine pads the iteration to the width of max_iters: '[ 7/12]'
+    logged = re.compile(rf'Iter\(train\) \[ *{after_iteration}/')
+    lines, deadline = [], time.monotonic() + 600
+    for line in proc.stdout:
+        lines.append(line)
+        if logged.search(line):
+            if to_group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+            break
+        assert time.monotonic() < deadline, 'no training progress'
+    lines.extend(proc.stdout)
+    return proc.wait(timeout=600), ''.join(lines)

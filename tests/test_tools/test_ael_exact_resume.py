@@ -5,19 +5,15 @@ AES on from the first step: every random draw is keyed by (seed, rank,
 iteration, slot), so neither a resume nor the number of workers changes a loss.
 """
 import glob
-import json
-import os
 import os.path as osp
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
 from ael_mmseg.utils.compat import load_checkpoint_file
-from helpers.stock_tools import REPO_ROOT, STOCK_TOOLS, TOY_CONFIG, run_stock_tool, tiny_toy_options
+from helpers.stock_tools import (TOY_CONFIG, logged_losses, run_stock_tool, tiny_toy_options,
+                                 train_until_signalled)
 
 LOSS_KEYS = ('loss', 'sup.decode.loss_ce', 'sup.aux.loss_ce', 'unsup.loss_ael',
              'unsup.loss_ael_labeled')
@@ -36,11 +32,7 @@ def _options(toy_root, *extra, workers=2):
 
 
 def _losses(work_dir):
-    """Per-iteration losses of the newest run in ``work_dir``: {iteration: {key: value}}."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    assert files, f'no scalar log in {work_dir}'
-    records = [json.loads(line) for line in open(files[-1]) if line.strip()]
-    return {r['step']: {k: r[k] for k in LOSS_KEYS} for r in records if 'loss' in r}
+    return logged_losses(work_dir, LOSS_KEYS)
 
 
 def _assert_same_losses(actual, expected, steps):
@@ -61,31 +53,6 @@ def straight_run(tmp_path_factory, toy_root):
     return work_dir, losses
 
 
-def _train_until_signalled(args, cwd, after_iteration, sig, to_group=False):
-    """Start the stock train script, send ``sig`` once it logged ``after_iteration``.
-
-    ``to_group``: to the whole process group (the loader's workers too), as a
-    terminal's Ctrl-C or a cluster that signals every process of a job does.
-    """
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
-    proc = subprocess.Popen([sys.executable, osp.join(STOCK_TOOLS, 'train.py'), *args],
-                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=to_group)
-    lines, deadline = [], time.monotonic() + 600
-    for line in proc.stdout:
-        lines.append(line)
-        if f'Iter(train) [{after_iteration}/' in line:
-            if to_group:
-                os.killpg(proc.pid, sig)
-            else:
-                proc.send_signal(sig)
-            break
-        assert time.monotonic() < deadline, 'no training progress'
-    lines.extend(proc.stdout)
-    return proc.wait(timeout=600), ''.join(lines)
-
-
 # SIGTERM to the main process (a launcher's kill), SIGUSR1 to the process group
 # (tools/slurm_train.sh's signal, which srun delivers to every process of the
 # task: the loader's workers must survive it). torch's loader workers end on a
@@ -97,9 +64,9 @@ def test_signal_and_resume_repeat_every_later_loss_with_workers(tmp_path, toy_ro
                                                                 straight_run, sig, to_group):
     straight, reference = straight_run
     signalled = str(tmp_path / 'signalled')
-    code, log = _train_until_signalled([TOY_CONFIG, '--work-dir', signalled,
-                                        *_options(toy_root)], str(tmp_path),
-                                       after_iteration=3, sig=sig, to_group=to_group)
+    code, log = train_until_signalled([TOY_CONFIG, '--work-dir', signalled,
+                                       *_options(toy_root)], str(tmp_path),
+                                      after_iteration=3, sig=sig, to_group=to_group)
     assert code == 75, log[-4000:]
     assert f'PreemptionCheckpointHook: {sig.name}; saving checkpoint at' in log
     saved = sorted(glob.glob(osp.join(signalled, 'iter_*.pth')))

@@ -13,7 +13,7 @@ import pytest
 
 from ael_mmseg.datasets.splits import make_split, train_image_ids, write_split
 from helpers.mini_datasets import make_mini_cityscapes, make_mini_voc
-from helpers.paper_configs import save_standin_pretrained, small_model_options
+from helpers.paper_configs import save_standin_pretrained, tiny_paper_options
 from helpers.stock_tools import REPO_ROOT, run_stock_tool
 
 CASES = {
@@ -28,40 +28,6 @@ CASES = {
 }
 
 
-def tiny_options(root, scale, pretrained, sliding):
-    """A ResNet-18 DeepLabV3+ on 64x64 crops; data from ``root``; 4 iterations."""
-    options = small_model_options(pretrained) + [
-        'model.data_preprocessor.size=[64,64]',
-        'train_cfg.max_iters=4', 'train_cfg.val_interval=2', 'param_scheduler.0.end=4',
-        'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
-        'custom_hooks.0.log_interval=1',
-    ]
-    # labeled/paste pipelines: 2 = RandomResize, 3 = RandomCrop; unlabeled: 1, 2
-    for part, resize, crop in (('labeled.pipeline', 2, 3), ('paste_pipeline', 2, 3),
-                               ('unlabeled.pipeline', 1, 2)):
-        options += [f'train_dataloader.dataset.{part}.{resize}.scale={scale}',
-                    f'train_dataloader.dataset.{part}.{crop}.crop_size=(64,64)']
-    for part in ('labeled', 'unlabeled'):
-        options.append(f'train_dataloader.dataset.{part}.data_root={root}')
-    for loader in ('val_dataloader', 'test_dataloader'):
-        options += [f'{loader}.dataset.data_root={root}',
-                    f'{loader}.dataset.pipeline.1.scale={scale}']
-    if sliding:  # the paper's 769 window, stride 513 (2/3) scaled to the 64x128 images
-        options += ['model.segmentor.test_cfg.crop_size=(48,48)',
-                    'model.segmentor.test_cfg.stride=(32,32)']
-    else:  # VOC pads every crop to 513: pad to the shrunk crop instead
-        for part, pad in (('labeled.pipeline', 5), ('paste_pipeline', 5),
-                          ('unlabeled.pipeline', 4)):
-            options.append(f'train_dataloader.dataset.{part}.{pad}.size=(64,64)')
-    # OHEM keeps the same share of a GPU batch's labeled pixels as the paper's
-    # 100000 of 2 x 769^2 (or 2 x 513^2): unscaled, it would keep every pixel.
-    paper_crop = 769 if sliding else 513
-    min_kept = round(100000 * 64**2 / paper_crop**2)
-    for head in ('decode_head', 'auxiliary_head'):
-        options.append(f'model.segmentor.{head}.loss_decode.min_kept={min_kept}')
-    return options
-
-
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_paper_config_trains_validates_and_tests(tmp_path, name):
     case = CASES[name]
@@ -73,7 +39,7 @@ def test_paper_config_trains_validates_and_tests(tmp_path, name):
     work_dir = tmp_path / 'work'
     pretrained = str(tmp_path / 'resnet18_v1c_standin.pth')
     save_standin_pretrained(pretrained)
-    options = tiny_options(root, case['scale'], pretrained, sliding=name == 'cityscapes')
+    options = tiny_paper_options(root, case['scale'], pretrained, sliding=name == 'cityscapes')
     log = run_stock_tool('train.py', [config, '--work-dir', str(work_dir), '--cfg-options',
                                       *options], cwd=str(tmp_path))
     assert 'unsup.loss_ael' in log
