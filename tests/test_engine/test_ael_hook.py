@@ -1,4 +1,6 @@
+import logging
 import os
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -6,7 +8,7 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
@@ -196,3 +198,43 @@ def test_logger_hook_writes_what_training_uses():
     assert sum(written[f'ael/acm_prob/{name}'] for name in classes) == pytest.approx(1.0)
     assert runner.message_hub.get_scalar('train/ael_min_conf').current() == pytest.approx(
         confidence.min().item())
+
+
+def _resume_runner(iteration):
+    model = SimpleNamespace(update_teacher=None, copy_student_to_teacher=lambda: None,
+                            set_key_seed=lambda seed: None)
+    return SimpleNamespace(model=model, iter=iteration, seed=0,
+                           train_dataloader=SimpleNamespace(dataset=None))
+
+
+def _warnings_of_resume(saved):
+    """The warnings AELHook logs when a run resumes at iteration 12 from ``saved``."""
+    hook = AELHook()
+    hook.after_load_checkpoint(None, dict(ael_state=saved, state_dict={}))
+    messages = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        hook.before_train(_resume_runner(iteration=12))
+    finally:
+        logger.removeHandler(handler)
+    return hook, messages
+
+
+@pytest.mark.parametrize('saved, expected', [
+    (dict(key_seed=7, world_size=1), r"key seed was 7, this run's is 0"),
+    (dict(key_seed=0, world_size=8), r'on 1 process\(es\) a run trained on 8: .* batch_size x 1'),
+])
+def test_resume_with_another_seed_or_process_count_warns(saved, expected):
+    _, messages = _warnings_of_resume(saved)
+    assert len(messages) == 1 and re.search(expected, messages[0]), messages
+
+
+def test_resume_with_the_same_seed_and_process_count_is_quiet():
+    hook, messages = _warnings_of_resume(dict(key_seed=0, world_size=1))
+    assert messages == []
+    checkpoint = {}
+    hook.before_save_checkpoint(None, checkpoint)
+    assert checkpoint['ael_state'] == dict(key_seed=0, world_size=1, acm_source=None)

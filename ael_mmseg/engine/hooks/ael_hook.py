@@ -52,7 +52,9 @@ class AELHook(Hook):
     (:mod:`ael_mmseg.utils.keyed_random`; the key seed is the data sampler's,
     handed to the model before training). Checkpoints get ``ael_state``:
     the key seed and the ACM state with the lag's history, which is all a
-    resume needs beyond the model, optimiser, schedulers and iteration.
+    resume needs beyond the model, optimiser, schedulers and iteration, and
+    the number of processes; a resume with another key seed or another number
+    of processes warns, naming both values and what differs.
 
     Before training it copies the student into the teacher (fresh runs),
     checks that the dataset and the model agree on the classes, sizes the
@@ -90,6 +92,16 @@ class AELHook(Hook):
                       f"was {loaded['key_seed']}, this run's is {self.key_seed}: the draws after "
                       'the resume differ from the original run (set `randomness.seed` in the '
                       'config to keep them)', logger='current', level=WARNING)
+        world_size = dist.get_world_size()
+        if loaded is not None and runner.iter > 0 and \
+                loaded.get('world_size') not in (None, world_size):
+            print_log(f'AELHook: resuming at iteration {runner.iter} on {world_size} '
+                      f"process(es) a run trained on {loaded['world_size']}: model, teacher, "
+                      'bank and presence table continue, but every draw is keyed by rank and '
+                      'the data order is split by the number of processes, so the images, '
+                      'crops and mixes after the resume differ from the original run, and the '
+                      'global batch is now batch_size x '
+                      f'{world_size}', logger='current', level=WARNING)
         if not hasattr(model, 'finish_step'):
             return
         self._check_bank(runner, model)
@@ -211,7 +223,7 @@ class AELHook(Hook):
     # -------------------------------------------------------- checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['ael_state'] = dict(
-            key_seed=self.key_seed,
+            key_seed=self.key_seed, world_size=dist.get_world_size(),
             acm_source=None if self.acm_state is None else self.acm_state.state_dict())
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
