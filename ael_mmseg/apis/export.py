@@ -17,7 +17,7 @@ run without ``ael_mmseg``. ``tools/model_converters/export_teacher.py`` is the
 command line of both.
 
 Messages (each swap, what was written) are printed with an ``export_teacher:``
-prefix, as the command line has always shown them.
+prefix, the command line's name.
 """
 import copy
 import inspect
@@ -223,20 +223,13 @@ def _stock_losses(segmentor: dict) -> dict:
 def _plain_default_hooks(hooks: dict) -> dict:
     """The AEL hooks save the best ``teacher/mIoU``; a plain run reports ``mIoU``.
 
-    A plugin checkpoint hook (``ResumableCheckpointHook``) becomes mmengine's
-    ``CheckpointHook`` with the same arguments. The plugin's other default
-    hooks (``PreemptionCheckpointHook``) act in training only; the plain
-    config is for evaluation and inference, so they are left out (printed)
-    rather than keeping the plugin as a dependency.
+    The plugin's default hooks (``PreemptionCheckpointHook``) act in training
+    only; the plain config is for evaluation and inference, so they are left
+    out (printed) rather than keeping the plugin as a dependency.
     """
-    from mmengine.hooks import CheckpointHook
-    from mmseg.registry import HOOKS
     plugin_types = plugin_type_names()
     for name in [k for k, v in hooks.items()
                  if isinstance(v, dict) and v.get('type') in plugin_types]:
-        if issubclass(HOOKS.get(hooks[name]['type']), CheckpointHook):
-            hooks[name] = to_stock(hooks[name], HOOKS, f'default_hooks.{name}')
-            continue
         print(f'export_teacher: default_hooks.{name} ({hooks[name]["type"]}) is a training '
               'hook of the plugin; left out of the plain config')
         hooks.pop(name)

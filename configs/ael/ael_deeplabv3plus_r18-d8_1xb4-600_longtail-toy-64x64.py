@@ -1,21 +1,21 @@
-# AEL on the synthetic long-tailed toy dataset, on the CPU, from scratch: the
-# README's main job. A DeepLabV3+ with a ResNet-18 backbone and slim heads,
-# 4 labeled images (+ their 4 copy-paste sources) + 2 CutMix pairs per step
-# (the dataset base's loader), 600 iterations (~10 minutes for this run and
-# the supervised one together on 2 CPU cores).
+# AEL on the synthetic long-tailed toy dataset, on the CPU, from scratch: a
+# DeepLabV3+ with a ResNet-18 backbone and slim heads, 4 labeled images (+ their
+# 4 copy-paste sources) + 2 CutMix pairs per step (the dataset base's loader),
+# 600 iterations. The tests' toy config; the CPU demo trains the UNet one,
+# ael_unet-s4-d8_fcn_1xb4-1600_longtail-toy-64x64.py.
 #
 # Differences from the paper's GPU configs, all because of the short schedule
-# and training from scratch (../shared AEL notes; README "CPU demo"):
+# and training from scratch (docs/en/user_guides/train_test_resume.md, "The
+# CPU demo"):
 # - confidence bank tau 0.99 instead of 0.999 (time constant ~100 iterations
 #   instead of ~1000, i.e. a tenth of the schedule in both cases);
 # - OHEM min_kept 1400 instead of 100000: the same share (8.5%) of the labeled
 #   pixels of a batch (4 x 64 x 64 here, 2 x 769 x 769 there);
 # - a supervised warm-up before the unsupervised loss starts, then a ramp-up;
 # - lr 0.05 for all parameters instead of the paper's 0.01 with 10x heads and
-#   the 8-GPU loss scaling (0.01 is for fine-tuning an ImageNet backbone; from
-#   scratch it left mIoU at 23 after 400 supervised iterations, 0.05 gave 32
-#   after 300);
-# - no ImageNet weights (none can be downloaded here).
+#   the 8-GPU loss scaling: 0.01 is a rate for fine-tuning an ImageNet
+#   backbone, and these networks start from random weights;
+# - no ImageNet weights: the demo needs no download.
 _base_ = [
     '../_base_/models/ael_deeplabv3plus_r50-d8.py',
     '../_base_/datasets/semi_longtail_toy_64x64.py',

@@ -6,15 +6,16 @@
 # tests use; written out here rather than inherited, so that the baselines of
 # this config stay within 4 levels of inheritance). What changes and why:
 # - UNet (4 stages, 16 base channels, FCN head at full resolution) instead of
-#   DeepLabV3+ R18-D8: three times cheaper per step on the CPU (225 vs 687 ms
-#   for a forward+backward of 12 crops on 2 cores), and its logits are at full
-#   resolution, where DeepLabV3+'s are at 1/4: the tail objects are 3-30 pixels;
-# - 1600 iterations: from scratch, the tail classes appear in validation only
-#   after ~800 iterations even with the original's OHEM loss (below, min_kept
-#   scaled to the batch); with plain cross-entropy they stayed at IoU 0 after
-#   1600 iterations in every method, even on the training images;
-# - the first half is a supervised warm-up (the from-scratch remedy; see the
-#   README), then the unsupervised weight ramps up over 200 iterations;
+#   DeepLabV3+ R18-D8: cheaper per step on the CPU (compare with
+#   tools/analysis_tools/benchmark_train_step.py --device cpu --config CONFIG),
+#   and its logits are at full resolution, where DeepLabV3+'s are at 1/4: the
+#   tail objects are 3-30 pixels;
+# - 1600 iterations with the original's OHEM supervised loss (below, min_kept
+#   scaled to the batch): from scratch, the tail classes need about half of
+#   that schedule before they appear in validation (each validation's
+#   teacher/IoU.<class> scalars in the work dir's vis_data show when);
+# - the first half is a supervised warm-up (the from-scratch remedy), then the
+#   unsupervised weight ramps up over 200 iterations;
 # - pseudo-labels below 0.7 teacher confidence are ignored (the original's VOC
 #   setting) so that early, unsure pseudo-labels do not overwrite tail pixels.
 # The supervised and CutMix mean-teacher baselines (configs/ael_baselines/)

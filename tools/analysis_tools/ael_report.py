@@ -3,7 +3,7 @@
 Reads the scalar logs mmengine writes (``<work_dir>/<timestamp>/vis_data/
 scalars.json``): the last validation's ``teacher/IoU.<class>`` and
 ``student/IoU.<class>`` (from ``PerClassIoUMetric``) and the confidence bank
-series ``ael/<series>/<class>`` (from ``ConfidenceBankLoggerHook``).
+series ``ael/<series>/<class>`` (from ``AELHook``).
 
     python tools/analysis_tools/ael_report.py ael=work_dirs/demo/ael \
         supervised=work_dirs/demo/supervised --plot-dir work_dirs/demo/plots

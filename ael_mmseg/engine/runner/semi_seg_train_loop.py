@@ -72,6 +72,7 @@ class SemiSegIterBasedTrainLoop(IterBasedTrainLoop):
         if data_batch is None:
             raise RuntimeError(
                 'SemiSegIterBasedTrainLoop: a training step got no batch: this mmengine '
-                'version\'s IterBasedTrainLoop.run no longer requests one batch per trained '
-                'step on resume; remove the replay answer in _KeyedDataStream')
+                'version\'s IterBasedTrainLoop.run does not request one batch per trained '
+                'step on resume (mmengine 0.10 does), so a replay answer of _KeyedDataStream '
+                'reached training; set its replay count to what this run() requests')
         super().run_iter(data_batch)
