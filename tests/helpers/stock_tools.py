@@ -45,14 +45,20 @@ def tiny_toy_options(data_root: str, max_iters: int = 4, val_interval: int = 2,
     ]
 
 
+def stock_tool_env() -> Dict[str, str]:
+    """The environment of a stock-tool subprocess: one thread, this checkout importable."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
+    return env
+
+
 def run_stock_tool(script: str, args: Sequence[str], cwd: str, timeout: int = 900) -> str:
     """Run ``mmseg/.mim/tools/<script>`` in a fresh interpreter.
 
     Raises:
         AssertionError: with the tail of its output when it exits non-zero.
     """
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
+    env = stock_tool_env()
     proc = subprocess.run([sys.executable, osp.join(STOCK_TOOLS, script), *args], cwd=cwd,
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=timeout)
@@ -80,8 +86,7 @@ def train_until_signalled(args: Sequence[str], cwd: str, after_iteration: int, s
     ``to_group``: to the whole process group (the loader's workers too), as a
     terminal's Ctrl-C or a cluster that signals every process of a job does.
     """
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
+    env = stock_tool_env()
     proc = subprocess.Popen([sys.executable, osp.join(STOCK_TOOLS, 'train.py'), *args],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=to_group)

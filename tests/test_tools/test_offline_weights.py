@@ -7,7 +7,6 @@ URLs) point into the test's folder.
 """
 import io
 import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from ael_mmseg.utils.weights_download import (WeightsDownloadError, cached_weights_path,
                                               weights_cache_dir)
 from helpers.loopback_http import refused_port, serve_files
-from helpers.stock_tools import REPO_ROOT, STOCK_TOOLS, TOY_CONFIG, tiny_toy_options
+from helpers.stock_tools import STOCK_TOOLS, TOY_CONFIG, stock_tool_env, tiny_toy_options
 
 FILE_NAME = 'resnet18_v1c-b5776b93.pth'
 
@@ -124,8 +123,7 @@ def test_reachable_server_loads_through_the_wrapper_and_caches(offline_env):
 def test_stock_train_offline_ends_with_the_message(offline_env, toy_root):
     """Through mmseg's stock train.py: the run stops at weight init with the message, last."""
     url = f'http://127.0.0.1:{refused_port()}/{FILE_NAME}'
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO_ROOT, env.get('PYTHONPATH')) if p)
+    env = stock_tool_env()
     proc = subprocess.run(
         [sys.executable, osp.join(STOCK_TOOLS, 'train.py'), TOY_CONFIG,
          '--work-dir', str(offline_env / 'work'), '--cfg-options',
